@@ -34,13 +34,17 @@ def server_frames(name: str) -> list[str]:
     with open(path, encoding="utf-8") as source:
         if name.endswith(".json"):
             return list(frames_from_sdk_fixture(source))
-        return [text for direction, text in frames_from_cryptofeed_log(source) if direction == "recv"]
+        return [
+            text for direction, text in frames_from_cryptofeed_log(source) if direction == "recv"
+        ]
 
 
 def client_frames(name: str) -> list[str]:
     """Every client-to-server frame text of a cryptofeed log."""
     with open(fixture_path(name), encoding="utf-8") as source:
-        return [text for direction, text in frames_from_cryptofeed_log(source) if direction == "send"]
+        return [
+            text for direction, text in frames_from_cryptofeed_log(source) if direction == "send"
+        ]
 
 
 def iter_all_server_frames() -> Iterator[tuple[str, str]]:

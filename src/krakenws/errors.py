@@ -6,15 +6,15 @@ Everything krakenws raises on purpose derives from :class:`KrakenError`::
     ├── UsageError (ValueError)            the caller asked for something impossible
     │   └── UnknownPairError               a pair name no registry knows
     ├── ProtocolError (ValueError)         bytes on the wire that are not Kraken v1
-    ├── BookError                          a local order book stopped agreeing with Kraken's
-    │   ├── ChecksumMismatchError          CRC32 of the top 10 levels differs (pair, expected, computed)
+    ├── BookError                          a local book stopped agreeing with Kraken's
+    │   ├── ChecksumMismatchError          CRC32 of the top 10 differs (pair, expected, computed)
     │   └── CrossedBookError               best bid >= best ask after a whole message
     ├── SequenceGapError                   openOrders/ownTrades sequence numbers skipped
-    ├── ExchangeError                      Kraken answered with an error string (kept in .kraken_error)
+    ├── ExchangeError                      Kraken's error string (kept in .kraken_error)
     │   ├── GeneralError      EGeneral:*   InvalidArgumentsError, PermissionDeniedError, ...
-    │   ├── APIError          EAPI:*       InvalidKeyError, InvalidSignatureError, InvalidNonceError, ...
+    │   ├── APIError          EAPI:*       InvalidKeyError, InvalidSignatureError, ...
     │   ├── SessionError      ESession:*   InvalidSessionError
-    │   ├── ServiceError      EService:*   ServiceUnavailableError, MarketStateError, ThrottledError, ...
+    │   ├── ServiceError      EService:*   ServiceUnavailableError, MarketStateError, ...
     │   ├── QueryError        EQuery:*     UnknownAssetPairError
     │   ├── OrderError        EOrder:*     InsufficientFundsError, OrderMinimumNotMetError, ...
     │   ├── AccountError      EAccount:*, EAuth:*, ETrade:*
@@ -140,7 +140,9 @@ class CrossedBookError(BookError):
     """After a whole message the best bid is at or above the best ask."""
 
     def __init__(self, pair: str, best_bid: str, best_ask: str) -> None:
-        super().__init__(f"{pair}: crossed book: best bid {best_bid} >= best ask {best_ask}", pair=pair)
+        super().__init__(
+            f"{pair}: crossed book: best bid {best_bid} >= best ask {best_ask}", pair=pair
+        )
         self.best_bid = best_bid
         self.best_ask = best_ask
 

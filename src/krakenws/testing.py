@@ -20,6 +20,7 @@ turned into captures:
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Literal
@@ -73,3 +74,26 @@ def write_capture(path: str | Path, frames: Iterable[str]) -> int:
             capture.write(frame + "\n")
             count += 1
     return count
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m krakenws.testing SOURCE``: print a recorded fixture as a JSON Lines capture.
+
+    ``SOURCE`` is a python-kraken-sdk fixture (``.json``) or a cryptofeed sample-data log.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m krakenws.testing SOURCE > capture.jsonl", file=sys.stderr)
+        return 2
+    with open(args[0], encoding="utf-8") as source:
+        if args[0].endswith(".json"):
+            frames: Iterable[str] = frames_from_sdk_fixture(source)
+        else:
+            frames = (text for way, text in frames_from_cryptofeed_log(source) if way == "recv")
+        for frame in frames:
+            print(frame)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
