@@ -107,6 +107,15 @@ def test_private_subscribe_has_no_pair() -> None:
     )
 
 
+@pytest.mark.parametrize("name", ["openOrders", "ownTrades"])
+def test_private_unsubscribe_carries_the_token_and_no_pair(name: str) -> None:
+    request = Unsubscribe(subscription=Subscription(name=name, token="T"))
+    assert encode_client(request) == (
+        b'{"event":"unsubscribe","subscription":{"name":"%s","token":"T"}}' % name.encode()
+    )
+    assert decode_client(encode_client(request)) == request
+
+
 @pytest.mark.parametrize("name", ["ticker", "ohlc", "trade", "spread", "book"])
 def test_subscribe_and_unsubscribe_every_public_channel(name: str) -> None:
     for kind in (Subscribe, Unsubscribe):

@@ -104,17 +104,20 @@ def checksum_reference(asks: Sequence[WireLevel], bids: Sequence[WireLevel]) -> 
 class _Side:
     """One side of the book. ``keys`` ascend, so index 0 is the best level on either side.
 
-    ``fragments[i]`` is the checksum text of the level at ``keys[i]``, or None where it has not
-    been needed yet: it is computed when the level first enters the top ten.
+    ``fragments[i]`` is the checksum text of the level at ``keys[i]``. It is always present for
+    the top ten and None further down until needed: a level gets its fragment when it enters
+    the top ten (by an update there, or by moving up when a level above it is deleted).
+    ``parsed`` remembers every price text seen on this side as ``(key, checksum digits)``.
     """
 
-    __slots__ = ("fragments", "keys", "levels", "negate")
+    __slots__ = ("fragments", "keys", "levels", "negate", "parsed")
 
     def __init__(self, negate: bool) -> None:
         self.negate = negate
         self.keys: list[int] = []  # price digits as an integer; negated for bids
         self.fragments: list[bytes | None] = []
         self.levels: dict[int, WireLevel] = {}  # key -> the level's wire strings
+        self.parsed: dict[str, tuple[int, str]] = {}
 
     def truncate(self, depth: int) -> None:
         keys = self.keys
@@ -130,45 +133,50 @@ class _Side:
         rescaled = {key * factor: level for key, level in self.levels.items()}
         self.levels.clear()
         self.levels.update(rescaled)
+        self.parsed.clear()
+
+    def fill_fragment(self, index: int) -> None:
+        level = self.levels[self.keys[index]]
+        self.fragments[index] = _fragment(level[0], level[1])
 
     def top_text(self) -> bytes:
         """The checksum text of the top ten levels."""
-        top = self.fragments[:CHECKSUM_LEVELS]
-        if None in top:
-            levels = self.levels
-            for index, key in enumerate(self.keys[:CHECKSUM_LEVELS]):
-                if top[index] is None:
-                    level = levels[key]
-                    fragment = _fragment(level[0], level[1])
-                    top[index] = self.fragments[index] = fragment
-        return b"".join(top)  # type: ignore[arg-type]  # no None is left
+        return b"".join(self.fragments[:CHECKSUM_LEVELS])  # type: ignore[arg-type]
 
 
 def _fragment(price: str, volume: str) -> bytes:
-    return (price.replace(".", "").lstrip("0") + volume.replace(".", "").lstrip("0")).encode(
-        "ascii"
-    )
+    return (price.replace(".", "").lstrip("0") + volume.replace(".", "").lstrip("0")).encode()
 
 
 _PARSED_PRICES_KEPT = 65536
-_TO_NINES = str.maketrans("0123456789", "9999999999")
-_DROP_ZEROS_AND_DOTS = str.maketrans("", "", "0.")
+_TO_NINES = bytes.maketrans(b"0123456789", b"9999999999")
 
 
-def _plain_decimals(joined: str, count: int, width: int | None) -> bool:
+def _plain_decimals(joined: bytes, count: int, width: int | None) -> bool:
     """Whether ``joined`` is ``count`` comma-separated decimals ``digits.digits``.
 
-    With ``width``, every one must have exactly that many decimals. All checks are C loops.
+    With ``width``, every one must have exactly that many decimals. All checks are C loops
+    over bytes (``bytes.translate`` maps every digit to ``9``; counting does the rest).
     """
     shape = joined.translate(_TO_NINES)
-    if shape.count(".") != count or len(shape) != shape.count("9") + 2 * count - 1:
+    if shape.count(b".") != count or len(shape) != shape.count(b"9") + 2 * count - 1:
         return False
-    if shape[0] == "." or shape[-1] == "." or ",." in shape or ".," in shape:
+    if shape[:1] == b"." or shape[-1:] == b"." or b",." in shape or b".," in shape:
         return False
     if width is None:
         return True
-    fraction = "." + "9" * width
-    return shape.count(fraction + ",") == count - 1 and shape.endswith(fraction)
+    fraction = b"." + b"9" * width
+    return shape.count(fraction + b",") == count - 1 and shape.endswith(fraction)
+
+
+def _check_decimals(pair: str, what: str, texts: Sequence[str]) -> None:
+    for text in texts:
+        try:
+            valid = Decimal(text).is_finite() and text.isascii() and text.strip() == text
+        except ArithmeticError:
+            valid = False
+        if not valid:
+            raise ProtocolError(f"{pair}: {what} {text!r} is not a decimal")
 
 
 _decode_ints = msgspec.json.Decoder(list[int]).decode
@@ -194,7 +202,6 @@ class OrderBook:
         "_crc",
         "_crc_text",
         "_has_snapshot",
-        "_parsed",
         "_width",
         "allow_crossed",
         "depth",
@@ -224,7 +231,6 @@ class OrderBook:
         self._crc = 0
         self._crc_text = "0"
         self._has_snapshot = False
-        self._parsed: dict[str, tuple[int, str]] = {}  # price text -> (key, checksum digits)
 
     # --- feeding ---------------------------------------------------------------------------
 
@@ -238,8 +244,6 @@ class OrderBook:
     def apply_snapshot(self, asks: Sequence[WireLevel], bids: Sequence[WireLevel]) -> None:
         """Replace the whole book with a snapshot's levels (any order; cut to depth)."""
         self._has_snapshot = False
-        self._asks = _Side(negate=False)
-        self._bids = _Side(negate=True)
         self.updates = 0
         if self._width is None:
             first = asks[0] if asks else bids[0] if bids else None
@@ -248,9 +252,14 @@ class OrderBook:
                     self._slow_key(first[0])
                 except (IndexError, TypeError, AttributeError) as exc:
                     raise ProtocolError(f"{self.pair}: malformed snapshot level: {exc}") from None
+        self._asks = _Side(negate=False)
+        self._bids = _Side(negate=True)
         self._load(self._asks, asks)
         self._load(self._bids, bids)
-        self._finish(top_asks_changed=True, top_bids_changed=True)
+        self._ask_crc = zlib.crc32(self._asks.top_text())
+        self._bid_text = self._bids.top_text()
+        self._crc = zlib.crc32(self._bid_text, self._ask_crc)
+        self._crc_text = str(self._crc)
         self._has_snapshot = True
         self._check_crossed()
 
@@ -258,39 +267,56 @@ class OrderBook:
         """Bulk-load a snapshot side.
 
         Snapshots of 1000 levels a side are common, so the per-level checks are done by C code
-        on the joined strings: ``str.translate`` maps every digit to ``9``, after which counting
+        on the joined texts: ``bytes.translate`` maps every digit to ``9``, after which counting
         ``".99999,"`` proves every price has the book's width; msgspec then parses all the digit
         strings as one JSON array of integers. Anything unusual takes the level-by-level path.
         """
         if not levels:
             return
+        count = len(levels)
         try:
-            if min(map(len, levels)) < 3:
-                raise ProtocolError(f"{self.pair}: snapshot level with fewer than 3 fields")
-            prices = ",".join([level[0] for level in levels])
-            volumes = ",".join([level[1] for level in levels])
-        except (IndexError, TypeError, KeyError) as exc:
+            prices = ",".join([level[0] for level in levels]).encode("ascii")
+            volumes = ",".join([level[1] for level in levels]).encode("ascii")
+            stamps = ",".join([level[2] for level in levels]).encode("ascii")
+        except (IndexError, TypeError, KeyError, UnicodeEncodeError) as exc:
             raise ProtocolError(f"{self.pair}: malformed snapshot levels: {exc}") from None
         if (
             not self._width
-            or not _plain_decimals(prices, len(levels), self._width)
-            or not (_plain_decimals(volumes, len(levels), None))
-            or ",," in f",{volumes.translate(_DROP_ZEROS_AND_DOTS)},"
+            or not _plain_decimals(prices, count, self._width)
+            or not _plain_decimals(volumes, count, None)
+            or b",," in b"," + volumes.translate(None, b"0.") + b","
         ):
             # Mixed widths, zero volumes or junk: the careful level-by-level path decides.
             self._apply_levels(side, levels)
             return
-        digits = prices.replace(".", "")
-        if digits[0] == "0" or ",0" in digits:  # leading zeros are not JSON
-            keys = [int(price) for price in digits.split(",")]
-            if side.negate:
-                keys = [-key for key in keys]
+        if not _plain_decimals(stamps, count, None):
+            _check_decimals(self.pair, "timestamp", [level[2] for level in levels])
+        digits = prices.replace(b".", b"")
+        if digits[:1] != b"0" and b",0" not in digits:
+            keys = _decode_ints(
+                b"[-" + digits.replace(b",", b",-") + b"]" if side.negate else b"[" + digits + b"]"
+            )
+        elif prices.translate(_TO_NINES) == b",".join(
+            [levels[0][0].encode().translate(_TO_NINES)] * count
+        ):
+            # Leading zeros are not JSON. Prices below 1 all have the same length here, so a
+            # leading "1" makes them JSON and adds the same offset to every one.
+            offset = 10 ** (len(levels[0][0]) - 1)
+            shifted = _decode_ints(b"[1" + digits.replace(b",", b",1") + b"]")
+            keys = (
+                [offset - key for key in shifted]
+                if side.negate
+                else [key - offset for key in shifted]
+            )
         else:
-            keys = _decode_ints(f"[-{digits.replace(',', ',-')}]" if side.negate else f"[{digits}]")
+            keys = [-int(price) if side.negate else int(price) for price in digits.split(b",")]
         by_key = dict(zip(keys, levels, strict=True))
         side.keys = sorted(by_key)
         side.levels = by_key
         side.fragments = [None] * len(by_key)
+        side.truncate(self.depth)
+        for index in range(min(CHECKSUM_LEVELS, len(side.keys))):
+            side.fill_fragment(index)
 
     def apply_update(
         self,
@@ -301,20 +327,16 @@ class OrderBook:
         """Apply one update message; verify ``checksum`` (Kraken's ``"c"``) when given."""
         if not self._has_snapshot:
             raise ProtocolError(f"{self.pair}: book update before any snapshot")
-        asks_changed = self._apply_levels(self._asks, asks) if asks else False
-        bids_changed = self._apply_levels(self._bids, bids) if bids else False
-        depth = self.depth
-        if len(self._asks.keys) > depth:
-            self._asks.truncate(depth)
-        if len(self._bids.keys) > depth:
-            self._bids.truncate(depth)
-        if asks_changed:
-            self._ask_crc = zlib.crc32(self._asks.top_text())
-        if bids_changed:
-            self._bid_text = self._bids.top_text()
-        if asks_changed or bids_changed:
-            self._crc = zlib.crc32(self._bid_text, self._ask_crc)
-            self._crc_text = str(self._crc)
+        changed = False
+        if asks and self._apply_levels(self._asks, asks):
+            self._ask_crc = zlib.crc32(b"".join(self._asks.fragments[:CHECKSUM_LEVELS]))  # type: ignore[arg-type]
+            changed = True
+        if bids and self._apply_levels(self._bids, bids):
+            self._bid_text = b"".join(self._bids.fragments[:CHECKSUM_LEVELS])  # type: ignore[arg-type]
+            changed = True
+        if changed:
+            crc = self._crc = zlib.crc32(self._bid_text, self._ask_crc)
+            self._crc_text = str(crc)
         self.updates += 1
         if checksum is not None and checksum != self._crc_text:
             try:
@@ -332,12 +354,14 @@ class OrderBook:
                 self._check_crossed()
 
     def _apply_levels(self, side: _Side, levels: Sequence[WireLevel]) -> bool:
-        """Apply levels in order; return whether the top ten of the side changed."""
+        """Apply levels in order, then cut the side to depth; return whether its top ten changed.
+
+        Keeps the invariant that the top ten levels always have their checksum fragments.
+        """
         keys = side.keys
         fragments = side.fragments
         book = side.levels
-        negate = side.negate
-        parsed = self._parsed
+        parsed = side.parsed
         top_changed = False
         level: object = None
         try:
@@ -346,18 +370,18 @@ class OrderBook:
                 volume = level[1]
                 known = parsed.get(price)
                 if known is None:
-                    known = self._parse_price(price)
+                    known = self._parse_price(side, price)
                 key, price_digits = known
-                if negate:
-                    key = -key
                 volume_digits = volume.replace(".", "").lstrip("0")
                 if volume_digits:
                     if not volume_digits.isdigit() or volume.count(".") > 1:
                         raise ProtocolError(f"{self.pair}: volume {volume!r} is not a decimal")
                     index = bisect_left(keys, key)
-                    fragment = (
-                        (price_digits + volume_digits).encode() if index < CHECKSUM_LEVELS else None
-                    )
+                    if index < CHECKSUM_LEVELS:
+                        fragment: bytes | None = (price_digits + volume_digits).encode()
+                        top_changed = True
+                    else:
+                        fragment = None
                     if key in book:
                         fragments[index] = fragment
                     else:
@@ -369,17 +393,19 @@ class OrderBook:
                 elif key in book:
                     index = bisect_left(keys, key)
                     del keys[index], fragments[index], book[key]
-                else:
-                    continue
-                if index < CHECKSUM_LEVELS:
-                    top_changed = True
+                    if index < CHECKSUM_LEVELS:
+                        top_changed = True
+                        if len(keys) >= CHECKSUM_LEVELS and fragments[9] is None:
+                            side.fill_fragment(9)  # the level that moved up into the top ten
         except (IndexError, TypeError, AttributeError, ValueError) as exc:
             if isinstance(exc, ProtocolError):
                 raise
             raise ProtocolError(f"{self.pair}: malformed book level {level!r}: {exc}") from None
+        if len(keys) > self.depth:
+            side.truncate(self.depth)
         return top_changed
 
-    def _parse_price(self, price: str) -> tuple[int, str]:
+    def _parse_price(self, side: _Side, price: str) -> tuple[int, str]:
         """``(key, checksum digits)`` of a price not seen before; remembered for next time.
 
         Prices recur constantly (levels change volume, vanish and come back), so each price
@@ -395,10 +421,10 @@ class OrderBook:
             key = int(digits)
         else:
             digits, key = self._slow_key(price)
-        parsed = self._parsed
+        parsed = side.parsed
         if len(parsed) >= _PARSED_PRICES_KEPT:
             parsed.clear()
-        known = parsed[price] = (key, digits.lstrip("0"))
+        known = parsed[price] = (-key if side.negate else key, digits.lstrip("0"))
         return known
 
     def _slow_key(self, price: str) -> tuple[str, int]:
@@ -416,21 +442,8 @@ class OrderBook:
             factor = 10 ** (width - self._width)
             self._asks.rescale(factor)
             self._bids.rescale(factor)
-            self._parsed.clear()
             self._width = width
         return digits, int(digits) * 10 ** (self._width - width)
-
-    def _finish(self, top_asks_changed: bool, top_bids_changed: bool) -> None:
-        depth = self.depth
-        self._asks.truncate(depth)
-        self._bids.truncate(depth)
-        if top_asks_changed:
-            self._ask_crc = zlib.crc32(self._asks.top_text())
-        if top_bids_changed:
-            self._bid_text = self._bids.top_text()
-        if top_asks_changed or top_bids_changed:
-            self._crc = zlib.crc32(self._bid_text, self._ask_crc)
-            self._crc_text = str(self._crc)
 
     def _check_crossed(self) -> None:
         if self.allow_crossed or not self.crossed:
