@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from krakenws.errors import ProtocolError
 from krakenws.protocol.codec import decode_client, decode_server, encode_client, encode_server
 from krakenws.protocol.messages import (
     AddOrderStatus,
@@ -49,6 +50,7 @@ from tests.conftest import (
     TICKERS,
     TRADES,
     client_frames,
+    fixture_path,
     iter_all_server_frames,
     server_frames,
 )
@@ -513,3 +515,13 @@ def test_spec_client_examples_encode_byte_for_byte() -> None:
     # Our field order follows the spec's examples where Kraken's docs show one.
     for _, _, text in SPEC_CLIENT_EXAMPLES[:5]:
         assert encode_client(decode_client(text)) == text.encode()
+
+
+def test_v2_frames_are_refused_cleanly() -> None:
+    """The one v2 fixture is another protocol: every frame is a ProtocolError, nothing else."""
+    document = json.loads(fixture_path("python-kraken-sdk__orderbook-v2.json").read_text())
+    frames = [document["init"], *document["updates"]]
+    assert len(frames) == 510
+    for frame in frames:
+        with pytest.raises(ProtocolError):
+            decode_server(json.dumps(frame))
