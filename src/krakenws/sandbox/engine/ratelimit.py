@@ -1,0 +1,117 @@
+"""The per-pair trading rate counter of spec 7.6 (shared by REST and WS trading). Pure.
+
+Each (account, pair) has a counter that decays linearly with time. Adding an order costs +1;
+amend, edit and cancel cost a fixed part plus a part that depends on the order's age (seconds
+since it was created or last amended). A request that would push the counter past the tier's
+threshold is refused with ``EOrder:Rate limit exceeded``; cancels are refused only once the
+counter already stands at the threshold (so a cancel can still cross it, like Kraken's batch
+cancels). Times are integer microseconds.
+
+>>> counter = TradingRateCounter(RATE_TIERS["starter"])
+>>> counter.charge("acct", "XXBTZUSD", ADD_COST, now=0)
+Decimal('1')
+>>> cost = amend_cost(age_seconds=Decimal(7))
+>>> counter.charge("acct", "XXBTZUSD", cost, now=7_000_000)  # 1 - 7 s decay, floored at 0
+Decimal('3')
+>>> cancel_cost(age_seconds=Decimal(43)), cancel_cost(age_seconds=Decimal(300))
+(Decimal('4'), Decimal('0'))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from types import MappingProxyType
+from typing import NamedTuple
+
+from krakenws.errors import error_from_kraken
+
+__all__ = [
+    "ADD_COST",
+    "RATE_TIERS",
+    "RateTier",
+    "TradingRateCounter",
+    "amend_cost",
+    "cancel_cost",
+    "edit_cost",
+]
+
+
+class RateTier(NamedTuple):
+    """A verification tier's trading limits (spec 7.6)."""
+
+    name: str
+    threshold: Decimal
+    decay_per_second: Decimal
+    max_open_orders: int
+    """Open orders per pair (spec 7.6, newer text; Starter assumed 60)."""
+    max_scheduled_orders: int
+
+
+RATE_TIERS: Mapping[str, RateTier] = MappingProxyType(
+    {
+        "starter": RateTier("starter", Decimal(60), Decimal(1), 60, 25),
+        "intermediate": RateTier("intermediate", Decimal(125), Decimal("2.34"), 80, 25),
+        "pro": RateTier("pro", Decimal(180), Decimal("3.75"), 225, 40),
+    }
+)
+"""Tier name -> limits (threshold and decay from spec 7.6)."""
+
+ADD_COST = Decimal(1)
+"""Adding an order: +1, fixed."""
+
+# (age limit in seconds, extra cost) — first row whose limit exceeds the age applies.
+_AMEND = ((5, 3), (10, 2), (15, 1))
+_EDIT = ((5, 6), (10, 5), (15, 4), (45, 2), (90, 1))
+_CANCEL = ((5, 8), (10, 6), (15, 5), (45, 4), (90, 2), (300, 1))
+
+
+def _age_part(table: tuple[tuple[int, int], ...], age_seconds: Decimal) -> Decimal:
+    for limit, cost in table:
+        if age_seconds < limit:
+            return Decimal(cost)
+    return Decimal(0)
+
+
+def amend_cost(age_seconds: Decimal) -> Decimal:
+    """+1 fixed, +3/+2/+1 under 5/10/15 s."""
+    return 1 + _age_part(_AMEND, age_seconds)
+
+
+def edit_cost(age_seconds: Decimal) -> Decimal:
+    """+1 fixed, +6/+5/+4/+2/+1 under 5/10/15/45/90 s."""
+    return 1 + _age_part(_EDIT, age_seconds)
+
+
+def cancel_cost(age_seconds: Decimal) -> Decimal:
+    """+8/+6/+5/+4/+2/+1 under 5/10/15/45/90/300 s; free after that."""
+    return _age_part(_CANCEL, age_seconds)
+
+
+class TradingRateCounter:
+    """Counters per (account, pair key) for one tier."""
+
+    def __init__(self, tier: RateTier) -> None:
+        self.tier = tier
+        self._state: dict[tuple[str, str], tuple[Decimal, int]] = {}
+
+    def value(self, account: str, pair: str, now: int) -> Decimal:
+        """The decayed counter at ``now``."""
+        count, at = self._state.get((account, pair), (Decimal(0), now))
+        elapsed = Decimal(max(now - at, 0)) / 1_000_000
+        return max(Decimal(0), count - elapsed * self.tier.decay_per_second)
+
+    def check(
+        self, account: str, pair: str, cost: Decimal, now: int, *, cancel: bool = False
+    ) -> None:
+        """Raise ``EOrder:Rate limit exceeded`` if ``cost`` may not be charged now."""
+        current = self.value(account, pair, now)
+        over = current >= self.tier.threshold if cancel else current + cost > self.tier.threshold
+        if over:
+            raise error_from_kraken("EOrder:Rate limit exceeded")
+
+    def charge(self, account: str, pair: str, cost: Decimal, now: int) -> Decimal:
+        """Add ``cost`` (no check) and return the new value."""
+        value = self.value(account, pair, now) + cost
+        self._state[(account, pair)] = (value, now)
+        return value
