@@ -19,6 +19,7 @@ turned into captures:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Iterable, Iterator
@@ -27,9 +28,11 @@ from typing import IO, Literal
 
 __all__ = [
     "Direction",
+    "RunningSandbox",
     "frames_from_cryptofeed_log",
     "frames_from_sdk_fixture",
     "read_capture",
+    "run_sandbox",
     "write_capture",
 ]
 
@@ -93,6 +96,136 @@ def main(argv: list[str] | None = None) -> int:
         for frame in frames:
             print(frame)
     return 0
+
+
+class RunningSandbox:
+    """A sandbox exchange serving on loopback from a background thread (see :func:`run_sandbox`).
+
+    ``rest_url`` is its base URL; ``api_key``/``api_secret`` a key with every permission on a
+    funded account. Talk to it only over its sockets (REST, admin endpoints): the exchange
+    belongs to the server's thread.
+    """
+
+    def __init__(self, rest_url: str, api_key: str, api_secret: str, account: str) -> None:
+        self.rest_url = rest_url
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.account = account
+
+    def admin(self, path: str, body: dict[str, object] | None = None) -> dict[str, object]:
+        """POST (or GET without body) to an admin endpoint; returns its ``result``."""
+        import urllib.request
+
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.rest_url}/admin/{path}",
+            data=data,
+            headers={"Content-Type": "application/json"},
+            method="POST" if data is not None else "GET",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            payload = json.loads(response.read())
+        if payload["error"]:
+            raise RuntimeError(f"admin {path}: {payload['error']}")
+        result: dict[str, object] = payload["result"]
+        return result
+
+
+@contextlib.contextmanager
+def run_sandbox(
+    *,
+    db: str = ":memory:",
+    seed: int = 1,
+    simulator: bool = True,
+    sim_rate: float | None = None,
+    funds: dict[str, str] | None = None,
+    tier: str = "starter",
+    rest_limits: bool = False,
+    main_levels: int | None = None,
+) -> Iterator[RunningSandbox]:
+    """Run a sandbox on ``127.0.0.1`` (a free port) for the duration of a ``with`` block.
+
+    ``funds`` credits the test account (default: 1,000,000 ZUSD, 100 XXBT, 1,000 XETH,
+    1,000,000 ZEUR). ``rest_limits`` is off by default so tests are not throttled.
+    """
+    import asyncio
+    import threading
+    from decimal import Decimal
+
+    from aiohttp import web
+
+    from krakenws.sandbox.exchange import Exchange
+    from krakenws.sandbox.market import SIMULATOR_ACCOUNTS, MarketSimulator
+    from krakenws.sandbox.server import SandboxServer
+
+    started = threading.Event()
+    stopping: dict[str, object] = {}
+    info: dict[str, object] = {}
+    failure: list[BaseException] = []
+
+    async def serve() -> None:
+        exchange = Exchange.open(db, seed=seed, tier=tier, exempt_accounts=SIMULATOR_ACCOUNTS)
+        try:
+            account = exchange.create_account("test")
+            key = exchange.create_api_key(account)
+            for asset, amount in (
+                funds or {"ZUSD": "1000000", "XXBT": "100", "XETH": "1000", "ZEUR": "1000000"}
+            ).items():
+                exchange.deposit(account, asset, Decimal(amount))
+            sim = None
+            if simulator:
+                options: dict[str, object] = {"seed": seed}
+                if sim_rate is not None:
+                    options["rate"] = sim_rate
+                if main_levels is not None:
+                    options["main_levels"] = main_levels
+                sim = MarketSimulator(exchange.engine.markets, **options)  # type: ignore[arg-type]
+            server = SandboxServer(exchange, simulator=sim, tier=tier, rest_limits=rest_limits)
+            runner = web.AppRunner(server.app, handle_signals=False, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            info.update(
+                rest_url=f"http://127.0.0.1:{port}",
+                api_key=key.key,
+                api_secret=key.secret,
+                account=account,
+            )
+            stop = asyncio.Event()
+            stopping["event"] = stop
+            stopping["loop"] = asyncio.get_running_loop()
+            started.set()
+            await stop.wait()
+            await runner.cleanup()
+        finally:
+            exchange.close()
+
+    def thread_main() -> None:
+        try:
+            asyncio.run(serve())
+        except BaseException as exc:  # reported to the caller below
+            failure.append(exc)
+            started.set()
+
+    thread = threading.Thread(target=thread_main, name="krakenws-sandbox", daemon=True)
+    thread.start()
+    if not started.wait(120) or failure:
+        raise RuntimeError("sandbox did not start") from (failure[0] if failure else None)
+    try:
+        yield RunningSandbox(
+            str(info["rest_url"]),
+            str(info["api_key"]),
+            str(info["api_secret"]),
+            str(info["account"]),
+        )
+    finally:
+        loop = stopping["loop"]
+        event = stopping["event"]
+        loop.call_soon_threadsafe(event.set)  # type: ignore[attr-defined]
+        thread.join(60)
+        if failure:
+            raise failure[0]
 
 
 if __name__ == "__main__":

@@ -11,11 +11,11 @@ import sys
 from collections.abc import Sequence
 
 from krakenws import __version__
-from krakenws.cli import verify
+from krakenws.cli import sandbox, verify
 
 __all__ = ["main"]
 
-_COMMANDS = (verify,)
+_COMMANDS = (verify, sandbox)
 
 
 def build_parser() -> argparse.ArgumentParser:

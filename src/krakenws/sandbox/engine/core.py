@@ -46,6 +46,9 @@ Rules and the choices made where Kraken documents nothing (spec 6, 7.6, 10):
   everything, cancels included, and freezes timers until it ends.
 * Rate counter (spec 7.6): add +1, amend/edit/cancel by age; cancel-all and the dead man's
   switch are free. Open orders per pair are capped by the tier (``EOrder:Orders limit exceeded``).
+  *Exempt* accounts (``exempt_accounts``, :meth:`Engine.exempt`: the simulated market makers that
+  keep thousands of orders resting) skip the rate counter and the open/scheduled order caps;
+  every other rule (funds, minimums, tick, matching, STP) applies to them as to anyone.
 * Conditional close: when the parent ends (filled, or canceled/expired after partial fills) a
   close order for the executed volume is placed on the opposite side; if that is refused, a
   :class:`ContingentRejected` event carries Kraken's error string.
@@ -54,6 +57,7 @@ Rules and the choices made where Kraken documents nothing (spec 6, 7.6, 10):
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import (
     ROUND_CEILING,
@@ -289,7 +293,8 @@ class Engine:
 
     ``ids`` must be seeded (:class:`~.ids.SeededIds`); ``tier`` is a key of
     :data:`~.ratelimit.RATE_TIERS`; ``house`` is the account that collects fees; ``now`` is
-    the engine's starting time (µs).
+    the engine's starting time (µs); ``exempt_accounts`` are spared the rate counter and the
+    open-order caps (see :meth:`exempt`).
     """
 
     def __init__(
@@ -300,6 +305,7 @@ class Engine:
         tier: str = "starter",
         house: str = HOUSE,
         now: int = 0,
+        exempt_accounts: Iterable[str] = (),
     ) -> None:
         if tier not in RATE_TIERS:
             raise UsageError(f"unknown tier {tier!r}; choose one of {sorted(RATE_TIERS)}")
@@ -309,7 +315,7 @@ class Engine:
         self.ledger = Ledger(
             {code: asset.decimals for code, asset in self.markets.assets.items()}, ids, house=house
         )
-        self._rate = TradingRateCounter(self.tier)
+        self._rate = TradingRateCounter(self.tier, exempt=exempt_accounts)
         self._now = now
         self._system_status = "online"
         self._pair_status: dict[str, str] = {pair.key: pair.status for pair in self.markets}
@@ -380,6 +386,18 @@ class Engine:
     def last_price(self, pair: str) -> Decimal | None:
         """The pair's last trade price, if any."""
         return self._last_price.get(self.markets.pair(pair).key)
+
+    def exempt(self, account: str) -> None:
+        """Spare ``account`` the trading rate counter and the open/scheduled order caps.
+
+        For the sandbox's own simulated participants, which keep far more orders resting
+        than any tier allows; there is no way back (an exemption lasts for the engine's life).
+        """
+        self._rate.exempt(account)
+
+    def is_exempt(self, account: str) -> bool:
+        """Whether ``account`` is exempt from the rate counter and the order caps."""
+        return self._rate.is_exempt(account)
 
     def set_fee_volume(self, account: str, volume: Decimal) -> None:
         """The account's 30-day volume, which picks its fee tier (default 0)."""
@@ -996,13 +1014,14 @@ class Engine:
             raise error_from_kraken("EService:Market in post_only mode")
         if state == "limit_only" and order.ordertype != "limit":
             raise error_from_kraken("EService:Market in limit_only mode")
-        mine = [o for o in self._open.get(order.account, {}).values() if o.pair.key == pair.key]
-        if len(mine) >= self.tier.max_open_orders:
-            raise error_from_kraken("EOrder:Orders limit exceeded")
-        if order.starttm is not None and order.starttm > self._now:
-            scheduled = sum(1 for o in mine if o.status == "pending")
-            if scheduled >= self.tier.max_scheduled_orders:
-                raise error_from_kraken("EOrder:Scheduled orders limit exceeded")
+        if not self._rate.is_exempt(order.account):  # exempt: no caps, and no O(n) scan
+            mine = [o for o in self._open.get(order.account, {}).values() if o.pair.key == pair.key]
+            if len(mine) >= self.tier.max_open_orders:
+                raise error_from_kraken("EOrder:Orders limit exceeded")
+            if order.starttm is not None and order.starttm > self._now:
+                scheduled = sum(1 for o in mine if o.status == "pending")
+                if scheduled >= self.tier.max_scheduled_orders:
+                    raise error_from_kraken("EOrder:Scheduled orders limit exceeded")
         asset, need = self._funds_needed(order)
         if self.ledger.available(order.account, asset) < need:
             raise error_from_kraken("EOrder:Insufficient funds")

@@ -5,7 +5,8 @@ amend, edit and cancel cost a fixed part plus a part that depends on the order's
 since it was created or last amended). A request that would push the counter past the tier's
 threshold is refused with ``EOrder:Rate limit exceeded``; cancels are refused only once the
 counter already stands at the threshold (so a cancel can still cross it, like Kraken's batch
-cancels). Times are integer microseconds.
+cancels). Times are integer microseconds. *Exempt* accounts (the sandbox's simulated market
+makers, see :mod:`krakenws.sandbox.market`) are never counted nor refused.
 
 >>> counter = TradingRateCounter(RATE_TIERS["starter"])
 >>> counter.charge("acct", "XXBTZUSD", ADD_COST, now=0)
@@ -19,7 +20,7 @@ Decimal('3')
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from types import MappingProxyType
 from typing import NamedTuple
@@ -89,14 +90,25 @@ def cancel_cost(age_seconds: Decimal) -> Decimal:
 
 
 class TradingRateCounter:
-    """Counters per (account, pair key) for one tier."""
+    """Counters per (account, pair key) for one tier; ``exempt`` accounts are not counted."""
 
-    def __init__(self, tier: RateTier) -> None:
+    def __init__(self, tier: RateTier, *, exempt: Iterable[str] = ()) -> None:
         self.tier = tier
         self._state: dict[tuple[str, str], tuple[Decimal, int]] = {}
+        self._exempt: set[str] = set(exempt)
+
+    def exempt(self, account: str) -> None:
+        """Never count nor refuse ``account`` from now on (its counters are dropped)."""
+        self._exempt.add(account)
+        for key in [key for key in self._state if key[0] == account]:
+            del self._state[key]
+
+    def is_exempt(self, account: str) -> bool:
+        """Whether ``account`` is exempt from the counter."""
+        return account in self._exempt
 
     def value(self, account: str, pair: str, now: int) -> Decimal:
-        """The decayed counter at ``now``."""
+        """The decayed counter at ``now`` (always 0 for exempt accounts)."""
         count, at = self._state.get((account, pair), (Decimal(0), now))
         elapsed = Decimal(max(now - at, 0)) / 1_000_000
         return max(Decimal(0), count - elapsed * self.tier.decay_per_second)
@@ -105,13 +117,17 @@ class TradingRateCounter:
         self, account: str, pair: str, cost: Decimal, now: int, *, cancel: bool = False
     ) -> None:
         """Raise ``EOrder:Rate limit exceeded`` if ``cost`` may not be charged now."""
+        if account in self._exempt:
+            return
         current = self.value(account, pair, now)
         over = current >= self.tier.threshold if cancel else current + cost > self.tier.threshold
         if over:
             raise error_from_kraken("EOrder:Rate limit exceeded")
 
     def charge(self, account: str, pair: str, cost: Decimal, now: int) -> Decimal:
-        """Add ``cost`` (no check) and return the new value."""
+        """Add ``cost`` (no check) and return the new value (exempt accounts stay at 0)."""
+        if account in self._exempt:
+            return Decimal(0)
         value = self.value(account, pair, now) + cost
         self._state[(account, pair)] = (value, now)
         return value

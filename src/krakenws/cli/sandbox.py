@@ -1,0 +1,198 @@
+"""``krakenws sandbox``: run the local Kraken look-alike exchange until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from krakenws.errors import KrakenError
+
+DEFAULT_PERMISSIONS = (
+    "query_funds",
+    "query_open_orders",
+    "query_closed_orders",
+    "query_ledger",
+    "export_data",
+    "create_orders",
+    "cancel_orders",
+    "websocket",
+)
+DEMO_FUNDS = "ZUSD=100000,XXBT=10,XETH=100,ZEUR=100000"
+
+
+def default_db() -> Path:
+    """The sandbox database in the user's data directory (XDG)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "krakenws" / "sandbox.db"
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "sandbox",
+        help="run a local Kraken look-alike exchange (REST, simulated markets)",
+        description="Run the sandbox exchange: Kraken's REST API over a matching engine with "
+        "simulated markets and persistent accounts.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="REST (and WebSocket) port; 0: any")
+    parser.add_argument("--db", default=None, help="SQLite file (default: user data dir); :memory:")
+    parser.add_argument("--api-key", help="ensure an account with this API key exists")
+    parser.add_argument("--api-secret", help="the key's secret (base64)")
+    parser.add_argument(
+        "--api-permissions",
+        help="comma list of Kraken permissions for the key (default: all)",
+    )
+    parser.add_argument("--fund", help="credit a new key's account, e.g. ZUSD=100000,XXBT=10")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the simulated markets")
+    parser.add_argument("--pairs", help="AssetPairs JSON file to trade instead of the defaults")
+    parser.add_argument("--assets", help="Assets JSON file (with --pairs; default: built-in)")
+    parser.add_argument("--tier", default="starter", choices=("starter", "intermediate", "pro"))
+    parser.add_argument(
+        "--sim-rate", type=float, default=None, help="simulated orders per second per pair"
+    )
+    parser.add_argument("--no-simulator", action="store_true", help="no simulated order flow")
+    parser.add_argument("--json", action="store_true", help="print the start info as JSON")
+    parser.set_defaults(run=run)
+
+
+def _parse_funds(text: str) -> list[tuple[str, Decimal]]:
+    funds = []
+    for item in text.split(","):
+        asset, sep, amount = item.strip().partition("=")
+        if not sep or not asset:
+            raise ValueError(f"--fund expects ASSET=AMOUNT, got {item!r}")
+        try:
+            value = Decimal(amount)
+        except InvalidOperation:
+            raise ValueError(f"--fund: {amount!r} is not a number") from None
+        if not value.is_finite() or value <= 0:
+            raise ValueError(f"--fund: {amount!r} must be positive")
+        funds.append((asset.strip(), value))
+    return funds
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        funds = _parse_funds(args.fund or DEMO_FUNDS)
+        permissions = (
+            [p.strip() for p in args.api_permissions.split(",") if p.strip()]
+            if args.api_permissions
+            else None
+        )
+    except ValueError as exc:
+        print(f"krakenws sandbox: {exc}", file=sys.stderr)
+        return 2
+    if bool(args.api_key) != bool(args.api_secret):
+        print("krakenws sandbox: --api-key and --api-secret go together", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_serve(args, funds, permissions))
+    except KrakenError as exc:
+        print(f"krakenws sandbox: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"krakenws sandbox: cannot start: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+async def _serve(
+    args: argparse.Namespace, funds: list[tuple[str, Decimal]], permissions: list[str] | None
+) -> int:
+    from aiohttp import web
+
+    from krakenws.sandbox.engine.markets import Markets
+    from krakenws.sandbox.exchange import Exchange
+    from krakenws.sandbox.market import SIMULATOR_ACCOUNTS, MarketSimulator
+    from krakenws.sandbox.rest_api import PERMISSIONS
+    from krakenws.sandbox.server import SandboxServer
+
+    if permissions is not None:
+        unknown = sorted(set(permissions) - set(PERMISSIONS))
+        if unknown:
+            print(f"krakenws sandbox: unknown permissions {unknown}", file=sys.stderr)
+            return 2
+    db = args.db or str(default_db())
+    if db != ":memory:":
+        Path(db).parent.mkdir(parents=True, exist_ok=True)
+    markets = None
+    if args.pairs:
+        from importlib import resources
+
+        default_assets = resources.files("krakenws.sandbox.engine") / "default_assets.json"
+        with resources.as_file(default_assets) as builtin:
+            markets = Markets.from_files(args.pairs, args.assets or builtin)
+    exchange = Exchange.open(
+        db, seed=args.seed, tier=args.tier, markets=markets, exempt_accounts=SIMULATOR_ACCOUNTS
+    )
+    try:
+        if args.api_key:
+            key, created = exchange.ensure_api_key(
+                args.api_key, args.api_secret, permissions=permissions
+            )
+        else:
+            key, created = _demo_key(exchange)
+        if created:
+            for asset, amount in funds:
+                exchange.deposit(key.account, asset, amount)
+        simulator = None
+        if not args.no_simulator:
+            options: dict[str, Any] = {"seed": args.seed}
+            if args.sim_rate is not None:
+                options["rate"] = args.sim_rate
+            simulator = MarketSimulator(exchange.engine.markets, **options)
+        server = SandboxServer(exchange, simulator=simulator, tier=args.tier)
+        runner = web.AppRunner(server.app, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, args.host, args.port)
+        await site.start()
+        port = runner.addresses[0][1] if runner.addresses else args.port
+        base = f"http://{args.host}:{port}"
+        info = {
+            "rest_url": base,
+            "ws_url": f"ws://{args.host}:{port}/ws",
+            "ws_auth_url": f"ws://{args.host}:{port}/ws-auth",
+            "admin_url": f"{base}/admin",
+            "db": db,
+            "api_key": key.key,
+            "api_secret": key.secret,
+            "account": key.account,
+            "permissions": sorted(key.permissions),
+        }
+        if args.json:
+            print(json.dumps(info), flush=True)
+        else:
+            print(f"krakenws sandbox on {base}", flush=True)
+            for name, value in info.items():
+                print(f"  {name:12} {value}", flush=True)
+            print("Ctrl-C stops it.", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await runner.cleanup()
+    finally:
+        exchange.close()
+    return 0
+
+
+def _demo_key(exchange: Any) -> tuple[Any, bool]:
+    """The sandbox's own demo key: made once per database, reused on every restart."""
+    existing = exchange.store.meta("demo_api_key")
+    if existing:
+        key = exchange.api_key(existing)
+        if key is not None:
+            return key, False
+    account = exchange.create_account("demo")
+    key = exchange.create_api_key(account)
+    exchange.store.set_meta("demo_api_key", key.key)
+    return key, True
