@@ -89,13 +89,27 @@ def test_assets_and_asset_pairs(sandbox: RunningSandbox) -> None:
     assets = ok(public(sandbox, "Assets"))
     assert assets["XXBT"]["altname"] == "XBT" and assets["ZUSD"]["decimals"] == 4
     pairs = ok(public(sandbox, "AssetPairs"))
-    for wsname in ("XBT/USD", "XBT/EUR", "ETH/USD", "ETH/EUR", "ETH/XBT", "LTC/USD", "LTC/EUR",
-                   "SOL/USD", "XDG/USD", "XDG/XBT", "USDC/USD"):  # fmt: skip
+    for wsname in (
+        "XBT/USD",
+        "XBT/EUR",
+        "ETH/USD",
+        "ETH/EUR",
+        "ETH/XBT",
+        "LTC/USD",
+        "LTC/EUR",
+        "SOL/USD",
+        "XDG/USD",
+        "XDG/XBT",
+        "USDC/USD",
+    ):
         assert any(p["wsname"] == wsname for p in pairs.values()), wsname
     xbt = pairs["XXBTZUSD"]
     assert (xbt["altname"], xbt["base"], xbt["quote"], xbt["pair_decimals"]) == (
-        "XBTUSD", "XXBT", "ZUSD", 1,
-    )  # fmt: skip
+        "XBTUSD",
+        "XXBT",
+        "ZUSD",
+        1,
+    )
     assert xbt["ordermin"] == "0.0001" and xbt["tick_size"] == "0.1"
     assert isinstance(xbt["fees"][0][1], float | int)
     for spelling in ("XBT/USD", "XBTUSD", "XXBTZUSD", "BTC/USD"):
@@ -145,10 +159,20 @@ def test_balance_and_order_lifecycle(sandbox: RunningSandbox) -> None:
     assert balance["ZUSD"] == "1000000.0000"
     ask = ok(public(sandbox, "Depth", pair="XBTUSD", count="1"))["XXBTZUSD"]["asks"][0][0]
     far = f"{float(ask) * 0.85:.1f}"
-    placed = ok(private(sandbox, "AddOrder", {
-        "pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.01", "price": far,
-        "userref": 42,
-    }))  # fmt: skip
+    placed = ok(
+        private(
+            sandbox,
+            "AddOrder",
+            {
+                "pair": "XBTUSD",
+                "type": "buy",
+                "ordertype": "limit",
+                "volume": "0.01",
+                "price": far,
+                "userref": 42,
+            },
+        )
+    )
     assert isinstance(placed["txid"], list) and len(placed["txid"]) == 1
     assert placed["descr"]["order"].startswith("buy 0.01000000 XBTUSD @ limit ")
     txid = placed["txid"][0]
@@ -169,9 +193,18 @@ def test_balance_and_order_lifecycle(sandbox: RunningSandbox) -> None:
 
 def test_crossing_order_fills_and_shows_in_trades_and_balances(sandbox: RunningSandbox) -> None:
     before = ok(private(sandbox, "Balance"))
-    placed = ok(private(sandbox, "AddOrder", {
-        "pair": "XBT/USD", "type": "buy", "ordertype": "market", "volume": "0.02",
-    }))  # fmt: skip
+    placed = ok(
+        private(
+            sandbox,
+            "AddOrder",
+            {
+                "pair": "XBT/USD",
+                "type": "buy",
+                "ordertype": "market",
+                "volume": "0.02",
+            },
+        )
+    )
     txid = placed["txid"][0]
     order = ok(private(sandbox, "QueryOrders", {"txid": txid, "trades": True}))[txid]
     assert order["status"] == "closed" and order["vol_exec"] == "0.02000000"
@@ -188,10 +221,20 @@ def test_crossing_order_fills_and_shows_in_trades_and_balances(sandbox: RunningS
 
 
 def test_validate_and_errors_of_add_order(sandbox: RunningSandbox) -> None:
-    validated = ok(private(sandbox, "AddOrder", {
-        "pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.01", "price": "1000.0",
-        "validate": True,
-    }))  # fmt: skip
+    validated = ok(
+        private(
+            sandbox,
+            "AddOrder",
+            {
+                "pair": "XBTUSD",
+                "type": "buy",
+                "ordertype": "limit",
+                "volume": "0.01",
+                "price": "1000.0",
+                "validate": True,
+            },
+        )
+    )
     assert "txid" not in validated and validated["descr"]["order"]
     cases = [
         ({"volume": "0.00001", "price": "1000.0"}, "EOrder:Order minimum not met"),
@@ -225,8 +268,12 @@ def test_permissions_are_enforced(sandbox: RunningSandbox) -> None:
     key = sandbox.admin("keys", {"account": sandbox.account, "permissions": ["query_funds"]})
     readonly = {"key": str(key["key"]), "secret": str(key["secret"])}
     ok(private(sandbox, "Balance", **readonly))
-    denied = private(sandbox, "AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "market",
-                                           "volume": "0.01"}, **readonly)  # fmt: skip
+    denied = private(
+        sandbox,
+        "AddOrder",
+        {"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "0.01"},
+        **readonly,
+    )
     assert denied["error"] == ["EGeneral:Permission denied"]
     assert private(sandbox, "GetWebSocketsToken", **readonly)["error"] == [
         "EGeneral:Permission denied"
@@ -258,8 +305,19 @@ def test_cancel_all_and_dead_man_switch(sandbox: RunningSandbox) -> None:
     ask = ok(public(sandbox, "Depth", pair="XBTUSD", count="1"))["XXBTZUSD"]["asks"][0][0]
     far = f"{float(ask) * 0.86:.1f}"
     for _ in range(2):
-        ok(private(sandbox, "AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "limit",
-                                         "volume": "0.01", "price": far}))  # fmt: skip
+        ok(
+            private(
+                sandbox,
+                "AddOrder",
+                {
+                    "pair": "XBTUSD",
+                    "type": "buy",
+                    "ordertype": "limit",
+                    "volume": "0.01",
+                    "price": far,
+                },
+            )
+        )
     assert ok(private(sandbox, "CancelAll"))["count"] >= 2
     armed = ok(private(sandbox, "CancelAllOrdersAfter", {"timeout": 60}))
     assert armed["currentTime"].endswith("Z") and armed["triggerTime"].endswith("Z")

@@ -54,9 +54,20 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulated markets")
     parser.add_argument("--pairs", help="AssetPairs JSON file to trade instead of the defaults")
     parser.add_argument("--assets", help="Assets JSON file (with --pairs; default: built-in)")
-    parser.add_argument("--tier", default="starter", choices=("starter", "intermediate", "pro"))
+    parser.add_argument(
+        "--tier",
+        default="starter",
+        choices=("starter", "intermediate", "pro", "unlimited"),
+        help="rate-limit tier (unlimited: the sandbox's own, for load tests)",
+    )
     parser.add_argument(
         "--sim-rate", type=float, default=None, help="simulated orders per second per pair"
+    )
+    parser.add_argument(
+        "--sim-levels",
+        type=int,
+        default=None,
+        help="levels a side the simulator keeps on the main pairs (default 1000)",
     )
     parser.add_argument("--no-simulator", action="store_true", help="no simulated order flow")
     parser.add_argument("--json", action="store_true", help="print the start info as JSON")
@@ -147,7 +158,16 @@ async def _serve(
             options: dict[str, Any] = {"seed": args.seed}
             if args.sim_rate is not None:
                 options["rate"] = args.sim_rate
+            if args.sim_levels is not None:
+                options["main_levels"] = args.sim_levels
             simulator = MarketSimulator(exchange.engine.markets, **options)
+        # Signals are caught before the start banner, so that a Ctrl-C right after it still
+        # shuts down cleanly.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, stop.set)
         server = SandboxServer(exchange, simulator=simulator, tier=args.tier)
         runner = web.AppRunner(server.app, handle_signals=False, access_log=None)
         await runner.setup()
@@ -173,11 +193,6 @@ async def _serve(
             for name, value in info.items():
                 print(f"  {name:12} {value}", flush=True)
             print("Ctrl-C stops it.", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(signum, stop.set)
         await stop.wait()
         await runner.cleanup()
     finally:

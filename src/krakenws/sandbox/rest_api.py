@@ -51,6 +51,7 @@ REST_TIERS: Final = {
     "starter": (Decimal(15), Decimal("0.33")),
     "intermediate": (Decimal(20), Decimal("0.5")),
     "pro": (Decimal(20), Decimal(1)),
+    "unlimited": (Decimal(10) ** 12, Decimal(10) ** 12),
 }
 _HISTORY_COST: Final = frozenset({"Ledgers", "QueryLedgers", "TradesHistory"})
 _TRADING: Final = frozenset(

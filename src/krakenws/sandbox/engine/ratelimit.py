@@ -54,9 +54,11 @@ RATE_TIERS: Mapping[str, RateTier] = MappingProxyType(
         "starter": RateTier("starter", Decimal(60), Decimal(1), 60, 25),
         "intermediate": RateTier("intermediate", Decimal(125), Decimal("2.34"), 80, 25),
         "pro": RateTier("pro", Decimal(180), Decimal("3.75"), 225, 40),
+        # Not Kraken's: for load tests against the sandbox (no rate or open-order limits).
+        "unlimited": RateTier("unlimited", Decimal(10) ** 12, Decimal(10) ** 12, 10**9, 10**9),
     }
 )
-"""Tier name -> limits (threshold and decay from spec 7.6)."""
+"""Tier name -> limits (threshold and decay from spec 7.6; ``unlimited`` is the sandbox's own)."""
 
 ADD_COST = Decimal(1)
 """Adding an order: +1, fixed."""

@@ -1,0 +1,181 @@
+"""``krakenws sandbox`` as a real process: start info, credentials, restarts, clean shutdown."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from krakenws.auth import sign_request
+
+SECRET = "dGhlLXNhbmRib3gtY29tbWFuZC10ZXN0LXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVmZ2hpams="
+_nonces = itertools.count(int(time.time() * 1000))
+
+
+def start(*args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "krakenws.cli",
+            "sandbox",
+            "--port",
+            "0",
+            "--sim-levels",
+            "20",
+            "--json",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        process.kill()
+        _, err = process.communicate(timeout=30)
+        raise AssertionError(f"sandbox did not start: {err}")
+    return process, json.loads(line)
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    return err
+
+
+def private(info: dict[str, Any], name: str, params: dict[str, object] | None = None) -> Any:
+    path = f"/0/private/{name}"
+    headers, body = sign_request(
+        path, params or {}, info["api_key"], info["api_secret"], next(_nonces)
+    )
+    request = urllib.request.Request(info["rest_url"] + path, data=body.encode(), headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_key_funds_restart_and_shutdown(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    args = ("--db", db, "--api-key", "cli-key", "--api-secret", SECRET, "--fund", "ZUSD=500,XXBT=2")
+    process, info = start(*args)
+    try:
+        assert info["api_key"] == "cli-key" and info["api_secret"] == SECRET
+        assert info["rest_url"].startswith("http://127.0.0.1:")
+        assert info["ws_url"].endswith("/ws") and info["ws_auth_url"].endswith("/ws-auth")
+        assert "create_orders" in info["permissions"]
+        balance = private(info, "Balance")["result"]
+        assert balance["ZUSD"] == "500.0000" and balance["XXBT"] == "2.0000000000"
+    finally:
+        err = stop(process)
+    assert "Traceback" not in err
+    process, info = start(*args)  # the same key on the same database: not credited again
+    try:
+        assert private(info, "Balance")["result"]["ZUSD"] == "500.0000"
+    finally:
+        stop(process)
+
+
+def test_permissions_limit_the_key(tmp_path: Path) -> None:
+    process, info = start(
+        "--db",
+        ":memory:",
+        "--api-key",
+        "ro",
+        "--api-secret",
+        SECRET,
+        "--api-permissions",
+        "query_funds,query_open_orders",
+    )
+    try:
+        assert info["permissions"] == ["query_funds", "query_open_orders"]
+        assert private(info, "Balance")["error"] == []
+        denied = private(
+            info,
+            "AddOrder",
+            {"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "1"},
+        )
+        assert denied["error"] == ["EGeneral:Permission denied"]
+    finally:
+        stop(process)
+
+
+def test_demo_key_is_made_once_per_database(tmp_path: Path) -> None:
+    db = str(tmp_path / "demo.db")
+    process, first = start("--db", db)
+    try:
+        balance = private(first, "Balance")["result"]
+        assert float(balance["ZUSD"]) > 0 and float(balance["XXBT"]) > 0
+    finally:
+        stop(process)
+    process, second = start("--db", db)
+    try:
+        assert second["api_key"] == first["api_key"]
+        assert private(second, "Balance")["result"]["ZUSD"] == balance["ZUSD"]
+    finally:
+        stop(process)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fund", "ZUSD"], "ASSET=AMOUNT"),
+        (["--fund", "ZUSD=-5"], "positive"),
+        (["--api-key", "k"], "go together"),
+        (
+            ["--api-key", "k", "--api-secret", SECRET, "--api-permissions", "fly"],
+            "unknown permissions",
+        ),
+        (["--api-key", "k", "--api-secret", "not base64!"], "secret"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "krakenws.cli", "sandbox", "--db", ":memory:", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_human_start_banner(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "krakenws.cli",
+            "sandbox",
+            "--db",
+            ":memory:",
+            "--port",
+            "0",
+            "--sim-levels",
+            "20",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    banner = process.stdout.readline()
+    try:
+        assert banner.startswith("krakenws sandbox on http://127.0.0.1:")
+        lines = [process.stdout.readline() for _ in range(3)]
+        assert any("rest_url" in line for line in lines)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+    assert process.returncode == 0
