@@ -104,13 +104,28 @@ class RunningSandbox:
     ``rest_url`` is its base URL; ``api_key``/``api_secret`` a key with every permission on a
     funded account. Talk to it only over its sockets (REST, admin endpoints): the exchange
     belongs to the server's thread.
+
+    With ``run_sandbox(tls=True)``, ``rest_url_tls`` is the same server over TLS and ``ca_pem``
+    the CA certificate to trust (``ssl.create_default_context(cafile=sandbox.ca_pem)``);
+    both are None otherwise.
     """
 
-    def __init__(self, rest_url: str, api_key: str, api_secret: str, account: str) -> None:
+    def __init__(
+        self,
+        rest_url: str,
+        api_key: str,
+        api_secret: str,
+        account: str,
+        *,
+        rest_url_tls: str | None = None,
+        ca_pem: str | None = None,
+    ) -> None:
         self.rest_url = rest_url
         self.api_key = api_key
         self.api_secret = api_secret
         self.account = account
+        self.rest_url_tls = rest_url_tls
+        self.ca_pem = ca_pem
 
     def admin(self, path: str, body: dict[str, object] | None = None) -> dict[str, object]:
         """POST (or GET without body) to an admin endpoint; returns its ``result``."""
@@ -142,13 +157,18 @@ def run_sandbox(
     tier: str = "starter",
     rest_limits: bool = False,
     main_levels: int | None = None,
+    tls: bool = False,
+    tls_dir: str | None = None,
 ) -> Iterator[RunningSandbox]:
     """Run a sandbox on ``127.0.0.1`` (a free port) for the duration of a ``with`` block.
 
     ``funds`` credits the test account (default: 1,000,000 ZUSD, 100 XXBT, 1,000 XETH,
     1,000,000 ZEUR). ``rest_limits`` is off by default so tests are not throttled.
+    ``tls`` also serves everything over TLS on a second free port, with certificates kept in
+    ``tls_dir`` (default: a temporary folder removed afterwards).
     """
     import asyncio
+    import tempfile
     import threading
     from decimal import Decimal
 
@@ -192,6 +212,17 @@ def run_sandbox(
                 api_secret=key.secret,
                 account=account,
             )
+            if tls_directory is not None:
+                from krakenws.sandbox.tls import make_certificates, server_ssl_context
+
+                files = make_certificates(tls_directory)
+                plain_sockets = len(runner.addresses)
+                tls_site = web.TCPSite(
+                    runner, "127.0.0.1", 0, ssl_context=server_ssl_context(files)
+                )
+                await tls_site.start()
+                tls_port = runner.addresses[plain_sockets][1]
+                info.update(rest_url_tls=f"https://127.0.0.1:{tls_port}", ca_pem=str(files.ca))
             stop = asyncio.Event()
             stopping["event"] = stop
             stopping["loop"] = asyncio.get_running_loop()
@@ -208,24 +239,37 @@ def run_sandbox(
             failure.append(exc)
             started.set()
 
-    thread = threading.Thread(target=thread_main, name="krakenws-sandbox", daemon=True)
-    thread.start()
-    if not started.wait(120) or failure:
-        raise RuntimeError("sandbox did not start") from (failure[0] if failure else None)
-    try:
-        yield RunningSandbox(
-            str(info["rest_url"]),
-            str(info["api_key"]),
-            str(info["api_secret"]),
-            str(info["account"]),
-        )
-    finally:
-        loop = stopping["loop"]
-        event = stopping["event"]
-        loop.call_soon_threadsafe(event.set)  # type: ignore[attr-defined]
-        thread.join(60)
-        if failure:
-            raise failure[0]
+    with contextlib.ExitStack() as cleanup:
+        tls_directory: Path | None = None
+        if tls:
+            tls_directory = Path(
+                tls_dir
+                or cleanup.enter_context(tempfile.TemporaryDirectory(prefix="krakenws-tls-"))
+            )
+        thread = threading.Thread(target=thread_main, name="krakenws-sandbox", daemon=True)
+        thread.start()
+        if not started.wait(120) or failure:
+            raise RuntimeError("sandbox did not start") from (failure[0] if failure else None)
+        try:
+            yield RunningSandbox(
+                str(info["rest_url"]),
+                str(info["api_key"]),
+                str(info["api_secret"]),
+                str(info["account"]),
+                rest_url_tls=_optional_str(info.get("rest_url_tls")),
+                ca_pem=_optional_str(info.get("ca_pem")),
+            )
+        finally:
+            loop = stopping["loop"]
+            event = stopping["event"]
+            loop.call_soon_threadsafe(event.set)  # type: ignore[attr-defined]
+            thread.join(60)
+            if failure:
+                raise failure[0]
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 if __name__ == "__main__":

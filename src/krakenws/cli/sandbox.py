@@ -70,6 +70,20 @@ def add_parser(subparsers: Any) -> None:
         help="levels a side the simulator keeps on the main pairs (default 1000)",
     )
     parser.add_argument("--no-simulator", action="store_true", help="no simulated order flow")
+    parser.add_argument(
+        "--tls-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="also serve everything (REST, WebSockets) over TLS on PORT; 0: any",
+    )
+    parser.add_argument(
+        "--tls-dir",
+        default=None,
+        metavar="DIR",
+        help="where ca.pem, server.pem and server.key are kept (default: a tls folder next to "
+        "the database; a temporary folder for :memory:)",
+    )
     parser.add_argument("--json", action="store_true", help="print the start info as JSON")
     parser.set_defaults(run=run)
 
@@ -103,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if bool(args.api_key) != bool(args.api_secret):
         print("krakenws sandbox: --api-key and --api-secret go together", file=sys.stderr)
+        return 2
+    if args.tls_dir and args.tls_port is None:
+        print("krakenws sandbox: --tls-dir needs --tls-port", file=sys.stderr)
         return 2
     try:
         return asyncio.run(_serve(args, funds, permissions))
@@ -143,7 +160,8 @@ async def _serve(
     exchange = Exchange.open(
         db, seed=args.seed, tier=args.tier, markets=markets, exempt_accounts=SIMULATOR_ACCOUNTS
     )
-    try:
+    async with contextlib.AsyncExitStack() as cleanup:
+        cleanup.callback(exchange.close)
         if args.api_key:
             key, created = exchange.ensure_api_key(
                 args.api_key, args.api_secret, permissions=permissions
@@ -168,36 +186,84 @@ async def _serve(
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
+        # Certificates are made (or reused) before any port is bound, so that a TLS directory
+        # that cannot be written is an error before the sandbox looks started.
+        tls_files = None
+        if args.tls_port is not None:
+            from krakenws.sandbox.tls import make_certificates
+
+            tls_files = make_certificates(
+                _tls_directory(args.tls_dir, db, cleanup), hosts=_certificate_hosts(args.host)
+            )
         server = SandboxServer(exchange, simulator=simulator, tier=args.tier)
         runner = web.AppRunner(server.app, handle_signals=False, access_log=None)
         await runner.setup()
+        cleanup.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, args.host, args.port)
         await site.start()
         port = runner.addresses[0][1] if runner.addresses else args.port
         base = f"http://{args.host}:{port}"
-        info = {
+        info: dict[str, Any] = {
             "rest_url": base,
             "ws_url": f"ws://{args.host}:{port}/ws",
             "ws_auth_url": f"ws://{args.host}:{port}/ws-auth",
-            "admin_url": f"{base}/admin",
-            "db": db,
-            "api_key": key.key,
-            "api_secret": key.secret,
-            "account": key.account,
-            "permissions": sorted(key.permissions),
         }
+        if tls_files is not None:
+            from krakenws.sandbox.tls import server_ssl_context
+
+            plain_sockets = len(runner.addresses)
+            # A second site on the same runner: every route (REST, both WebSocket endpoints,
+            # admin) is served on both ports.
+            tls_site = web.TCPSite(
+                runner, args.host, args.tls_port, ssl_context=server_ssl_context(tls_files)
+            )
+            await tls_site.start()
+            # The runner lists its sites' sockets in start order: the TLS ones come last.
+            addresses = runner.addresses
+            tls_port = addresses[plain_sockets][1] if len(addresses) > plain_sockets else 0
+            tls_base = f"{args.host}:{tls_port or args.tls_port}"
+            info.update(
+                rest_url_tls=f"https://{tls_base}",
+                ws_url_tls=f"wss://{tls_base}/ws",
+                ws_auth_url_tls=f"wss://{tls_base}/ws-auth",
+                ca_pem=str(tls_files.ca),
+            )
+        info.update(
+            admin_url=f"{base}/admin",
+            db=db,
+            api_key=key.key,
+            api_secret=key.secret,
+            account=key.account,
+            permissions=sorted(key.permissions),
+        )
         if args.json:
             print(json.dumps(info), flush=True)
         else:
             print(f"krakenws sandbox on {base}", flush=True)
             for name, value in info.items():
-                print(f"  {name:12} {value}", flush=True)
+                print(f"  {name:15} {value}", flush=True)
             print("Ctrl-C stops it.", flush=True)
         await stop.wait()
-        await runner.cleanup()
-    finally:
-        exchange.close()
     return 0
+
+
+def _tls_directory(tls_dir: str | None, db: str, cleanup: contextlib.AsyncExitStack) -> Path:
+    """``--tls-dir``, else ``tls`` next to the database, else a folder removed at exit."""
+    if tls_dir:
+        return Path(tls_dir)
+    if db != ":memory:":
+        return Path(db).parent / "tls"
+    import tempfile
+
+    return Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="krakenws-tls-")))
+
+
+def _certificate_hosts(host: str) -> tuple[str, ...]:
+    """Loopback names always; the listening host too, unless it is a wildcard address."""
+    hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+    if host and host not in hosts and host not in {"0.0.0.0", "::"}:
+        hosts += (host,)
+    return hosts
 
 
 def _demo_key(exchange: Any) -> tuple[Any, bool]:

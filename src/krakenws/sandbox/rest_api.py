@@ -32,7 +32,15 @@ from krakenws.sandbox.engine.requests import OrderRequest
 from krakenws.sandbox.exchange import ApiKey, Exchange
 from krakenws.sandbox.marketdata import OHLC_INTERVALS, MarketData
 
-__all__ = ["MAX_BODY", "PERMISSIONS", "REST_TIERS", "RestApi", "RestCounter", "rfc3339"]
+__all__ = [
+    "MAX_BODY",
+    "PERMISSIONS",
+    "REST_TIERS",
+    "RestApi",
+    "RestCounter",
+    "deadline_error",
+    "rfc3339",
+]
 
 MAX_BODY: Final = 64 * 1024
 PERMISSIONS: Final = (
@@ -58,6 +66,7 @@ _TRADING: Final = frozenset(
     {"AddOrder", "AddOrderBatch", "EditOrder", "CancelOrder", "CancelAll", "CancelAllOrdersAfter"}
 )
 _PAGE: Final = 50
+_DEADLINE_MAX: Final = 60 * 1_000_000  # a deadline is at most now + 60 s (spec 11)
 
 
 class _RefusedError(Exception):
@@ -111,6 +120,29 @@ def rfc3339(micros: int, *, up: bool = False) -> str:
     """Kraken's second-precision UTC time text; ``up`` rounds a fraction up (trigger times)."""
     seconds = -(-micros // 1_000_000) if up else micros // 1_000_000
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def deadline_error(deadline: Any, now: int) -> str | None:
+    """Kraken's error for a trading request's RFC3339 ``deadline`` at ``now`` (µs), else None.
+
+    ``EService:Deadline elapsed`` once it has passed; ``EGeneral:Invalid arguments:deadline``
+    when malformed, without a time zone, or more than 60 s ahead. No deadline (None) passes.
+    Shared by REST and WebSocket trading requests.
+    """
+    if deadline is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(deadline).replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            return "EGeneral:Invalid arguments:deadline"
+        micros = int(moment.timestamp() * 1_000_000)
+    except (ValueError, OverflowError):
+        return "EGeneral:Invalid arguments:deadline"
+    if micros <= now:
+        return "EService:Deadline elapsed"
+    if micros > now + _DEADLINE_MAX:
+        return "EGeneral:Invalid arguments:deadline"
+    return None
 
 
 def _raw_number(text: str) -> msgspec.Raw:
@@ -233,7 +265,7 @@ class RestApi:
         lowered = {k.lower(): v for k, v in headers.items()}
         api_key = lowered.get("api-key", "")
         signature = lowered.get("api-sign", "")
-        key = self.exchange.api_key(api_key) if api_key else None
+        key = self.exchange.api_key(api_key) if api_key and _encodable(api_key) else None
         if key is None:
             raise _fail("EAPI:Invalid key")
         try:
@@ -245,7 +277,7 @@ class RestApi:
         if not isinstance(nonce_text, str | int) or isinstance(nonce_text, bool):
             raise _fail("EAPI:Invalid nonce")
         nonce_str = str(nonce_text)
-        if not nonce_str.isdigit() or not 0 < int(nonce_str) < 2**64:
+        if not _is_digits(nonce_str) or not 0 < int(nonce_str) < 2**64:
             raise _fail("EAPI:Invalid nonce")
         if not signature or not verify_api_sign(path, nonce_str, text, key.secret, signature):
             raise _fail("EAPI:Invalid signature")
@@ -271,19 +303,25 @@ class RestApi:
             "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
 
+    def _asset_code(self, name: str) -> str | None:
+        """An asset's code (``XXBT``) from any of its names (``XBT``, ``BTC``, ``xxbt``)."""
+        markets = self.exchange.engine.markets
+        by_name = {a.altname: a for a in markets.assets.values()} | dict(markets.assets)
+        aliases = {"BTC": "XBT", "DOGE": "XDG"}
+        asset = by_name.get(name.upper()) or by_name.get(aliases.get(name.upper(), ""))
+        return None if asset is None else asset.code
+
     def _assets(self, query: dict[str, Any]) -> Any:
         markets = self.exchange.engine.markets
         wanted = _split(query.get("asset"))
         aclass = query.get("aclass")
         result = {}
-        by_name = {a.altname: a for a in markets.assets.values()} | dict(markets.assets)
-        aliases = {"BTC": "XBT", "DOGE": "XDG"}
         if wanted:
             for name in wanted:
-                asset = by_name.get(name.upper()) or by_name.get(aliases.get(name.upper(), ""))
-                if asset is None:
+                code = self._asset_code(name)
+                if code is None:
                     raise _fail("EQuery:Unknown asset")
-                result[asset.code] = _json_ready(asset.to_asset_info())
+                result[code] = _json_ready(markets.assets[code].to_asset_info())
         else:
             result = {code: _json_ready(a.to_asset_info()) for code, a in markets.assets.items()}
         if aclass and aclass != "currency":
@@ -426,7 +464,9 @@ class RestApi:
         since_ns = _int_param(query, "since", 0, 0, 2**63)
         count = _int_param(query, "count", 1000, 1, 1000)
         trades = self.market_data.recent_trades(pair.key, since_ns // 1000 if since_ns else None)
-        trades = trades[-count:]
+        # With ``since`` the oldest ``count`` trades after it (so that ``last`` pages forward
+        # without gaps); without it the newest ``count``.
+        trades = trades[:count] if since_ns else trades[-count:]
         rows = [
             [
                 self._wire_price(pair, t.price),
@@ -485,17 +525,12 @@ class RestApi:
     def _trade_balance(self, call: _Call) -> Any:
         engine = self.exchange.engine
         account = call.key.account if call.key else ""
-        target = str(call.params.get("asset", "ZUSD"))
-        try:
-            target_asset = engine.markets.asset(target)
-        except (KeyError, UsageError, UnknownPairError):
-            by_alt = {a.altname: a for a in engine.markets.assets.values()}
-            if target not in by_alt:
-                raise _invalid("asset") from None
-            target_asset = by_alt[target]
+        target = self._asset_code(str(call.params.get("asset", "ZUSD")))
+        if target is None:
+            raise _invalid("asset")
         total = Decimal(0)
         for code, amount in engine.ledger.balances(account).items():
-            total += amount * self._convert(code, target_asset.code)
+            total += amount * self._convert(code, target)
         text = _fmt(total, 4)
         zero = "0.0000"
         return {
@@ -653,11 +688,13 @@ class RestApi:
         closetime = params.get("closetime", "both")
         if closetime not in ("open", "close", "both"):
             raise _invalid("closetime")
-        start = _time_param(params, "start")
-        end = _time_param(params, "end")
 
         def moment(order: OrderView) -> int:
             return order.opentm if closetime == "open" else (order.closetm or order.opentm)
+
+        moments = {o.txid: moment(o) for o in orders}
+        start = _time_param(params, "start", moments)
+        end = _time_param(params, "end", moments)
 
         orders = [
             o
@@ -682,6 +719,7 @@ class RestApi:
             raise _invalid("txid")
         engine = self.exchange.engine
         account = self._account(call)
+        userref = params.get("userref")
         result = {}
         for txid in txids:
             try:
@@ -690,6 +728,8 @@ class RestApi:
                 raise _fail("EOrder:Invalid order") from None
             if order.account != account:
                 raise _fail("EOrder:Invalid order")
+            if userref is not None and str(order.userref) != str(userref):
+                continue
             result[txid] = self._order_json(order, with_trades=with_trades)
         return result
 
@@ -702,6 +742,7 @@ class RestApi:
         params = call.params
         kind = params.get("type", "all")
         trades = self._my_trades(call)
+        moments = {t.trade_id: t.time for t in trades}
         if kind not in (
             "all",
             "any position",
@@ -710,10 +751,10 @@ class RestApi:
             "no position",
         ):
             raise _invalid("type")
-        if kind in ("closed position", "closing position"):
-            trades = []
-        start = _time_param(params, "start")
-        end = _time_param(params, "end")
+        if kind in ("any position", "closed position", "closing position"):
+            trades = []  # the sandbox trades no margin: no trade belongs to a position
+        start = _time_param(params, "start", moments)
+        end = _time_param(params, "end", moments)
         trades = [
             t
             for t in trades
@@ -744,15 +785,17 @@ class RestApi:
 
     def _ledgers(self, call: _Call) -> Any:
         params = call.params
-        assets = set(_split(params.get("asset"))) - {"all"}
+        names = set(_split(params.get("asset"))) - {"all"}
         kind = params.get("type", "all")
         entries = self._my_ledger(call)
-        if assets:
+        moments = {e.ledger_id: e.time for e in entries}
+        if names:
+            assets = {self._asset_code(name) or name for name in names}
             entries = [e for e in entries if e.asset in assets]
         if kind != "all":
             entries = [e for e in entries if e.type == kind]
-        start = _time_param(params, "start")
-        end = _time_param(params, "end")
+        start = _time_param(params, "start", moments)
+        end = _time_param(params, "end", moments)
         entries = [
             e
             for e in entries
@@ -801,6 +844,10 @@ class RestApi:
                 "leverage",
             )
         }
+        leverage = fields["leverage"]
+        if leverage is not None and not leverage.isascii():
+            # The engine reads the text before ":" with str.isdigit/int, which disagree on "²".
+            raise _invalid("leverage")
         return OrderRequest(
             pair=str(pair_name),
             type=str(params["type"]),
@@ -817,18 +864,9 @@ class RestApi:
         )
 
     def _check_deadline(self, params: Mapping[str, Any]) -> None:
-        deadline = params.get("deadline")
-        if deadline is None:
-            return
-        try:
-            moment = datetime.fromisoformat(str(deadline).replace("Z", "+00:00"))
-        except ValueError:
-            raise _invalid("deadline") from None
-        if moment.tzinfo is None:
-            raise _invalid("deadline")
-        micros = int(moment.timestamp() * 1_000_000)
-        if micros <= self.exchange.now():
-            raise _fail("EService:Deadline elapsed")
+        error = deadline_error(params.get("deadline"), self.exchange.now())
+        if error is not None:
+            raise _fail(error)
 
     def _add_order(self, call: _Call) -> Any:
         params = call.params
@@ -885,7 +923,7 @@ class RestApi:
         self._check_deadline(params)
         result = self.exchange.edit_order(
             self._account(call),
-            str(txid),
+            _order_ref(txid),
             str(pair),
             volume=_text(params.get("volume")),
             price=_text(params.get("price")),
@@ -919,8 +957,7 @@ class RestApi:
         if cl_ord_id is not None:
             result = self.exchange.cancel_by_cl_ord_id(account, str(cl_ord_id))
         else:
-            text = str(txid)
-            result = self.exchange.cancel_order(account, int(text) if text.isdigit() else text)
+            result = self.exchange.cancel_order(account, _order_ref(txid))
         return {"count": result.count}
 
     def _cancel_all(self, call: _Call) -> Any:
@@ -957,7 +994,7 @@ def _parse_body(text: str, content_type: str) -> dict[str, Any]:
             value = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
         except (ValueError, RecursionError):
             raise _fail("EAPI:Bad request") from None
-        if not isinstance(value, dict):
+        if not isinstance(value, dict) or not _encodable(value):
             raise _fail("EAPI:Bad request")
         return value
     try:
@@ -969,7 +1006,7 @@ def _parse_body(text: str, content_type: str) -> dict[str, Any]:
     for name, value in pairs:
         if name.startswith("orders[") and "][" in name:
             index_text, _, field = name[len("orders[") :].partition("][")
-            if not index_text.isdigit():
+            if not _is_digits(index_text) or len(index_text) > 2:
                 raise _invalid("orders")
             orders.setdefault(int(index_text), {})[field.rstrip("]")] = value
         else:
@@ -977,6 +1014,38 @@ def _parse_body(text: str, content_type: str) -> dict[str, Any]:
     if orders:
         params["orders"] = [orders[i] for i in sorted(orders)]
     return params
+
+
+def _is_digits(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also accepts ``"²"``, which ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
+def _encodable(value: Any) -> bool:
+    """No lone surrogate (JSON ``"\\udcff"``) anywhere: such text cannot be stored."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_encodable(k) and _encodable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_encodable(v) for v in value)
+    return True
+
+
+def _order_ref(value: Any) -> str | int:
+    """A ``txid`` parameter: an order id, or a userref (a 32-bit integer, possibly negative).
+
+    Text that is neither stays text (and is then an unknown order)."""
+    text = str(value)
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        digits = text.removeprefix("-")
+        if _is_digits(digits) and len(digits) <= 10 and -(2**31) <= int(text) < 2**31:
+            return int(text)
+    return text
 
 
 def _reject_constant(name: str) -> Any:
@@ -1024,7 +1093,7 @@ def _int_param(params: Mapping[str, Any], name: str, default: int, low: int, hig
     if value is None or value == "":
         return default
     text = str(value)
-    if not text.isdigit():
+    if not _is_digits(text):
         raise _invalid(name)
     number = int(text)
     if not low <= number <= high:
@@ -1032,10 +1101,15 @@ def _int_param(params: Mapping[str, Any], name: str, default: int, low: int, hig
     return number
 
 
-def _time_param(params: Mapping[str, Any], name: str) -> int | None:
+def _time_param(
+    params: Mapping[str, Any], name: str, ids: Mapping[str, int] | None = None
+) -> int | None:
+    """``start``/``end``: unix seconds, or the id of one of the listed records (its time)."""
     value = params.get(name)
     if value is None or value == "":
         return None
+    if ids and isinstance(value, str) and value in ids:
+        return ids[value]
     try:
         seconds = Decimal(str(value))
     except InvalidOperation:

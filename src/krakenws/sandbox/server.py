@@ -35,6 +35,7 @@ from krakenws.sandbox.exchange import Exchange
 from krakenws.sandbox.market import Cancel, Deposit, EngineView, MarketSimulator, Place, SimAction
 from krakenws.sandbox.marketdata import MarketData, SpreadPoint
 from krakenws.sandbox.rest_api import PERMISSIONS, RestApi
+from krakenws.sandbox.ws_api import WsApi
 
 __all__ = ["SandboxServer"]
 
@@ -80,6 +81,17 @@ class SandboxServer:
         self.app.router.add_post("/admin/fund", self._admin(self._fund))
         self.app.router.add_post("/admin/status", self._admin(self._status))
         self.app.router.add_post("/admin/simulator", self._admin(self._simulator))
+        self.ws = WsApi(exchange, self.market_data)
+        self.app.router.add_get("/ws", self.ws.handle_public)
+        self.app.router.add_get("/ws-auth", self.ws.handle_private)
+        self.app.router.add_get("/ws/", self.ws.handle_public)
+        self.app.router.add_get("/ws-auth/", self.ws.handle_private)
+        self.app.router.add_post("/admin/faults/drop", self._admin_async(self._fault_drop))
+        self.app.router.add_post("/admin/faults/heartbeats", self._admin(self._fault_heartbeats))
+        self.app.router.add_post("/admin/faults/delay", self._admin(self._fault_delay))
+        self.app.router.add_post("/admin/faults/corrupt-checksum", self._admin(self._fault_corrupt))
+        self.app.router.add_post("/admin/faults/refuse", self._admin(self._fault_refuse))
+        self.app.router.add_get("/admin/connections", self._admin_get(self._list_connections))
         self.app.cleanup_ctx.append(self._lifetime)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -104,6 +116,8 @@ class SandboxServer:
         self._ticker = asyncio.create_task(self._tick_forever(), name="sandbox-clock")
 
     async def _stop(self) -> None:
+        await self.ws.drop_connections(code=1001)
+        self.ws.close()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -206,6 +220,75 @@ class SandboxServer:
 
         return wrapped
 
+    def _admin_async(
+        self, handler: Callable[[dict[str, Any]], Awaitable[Any]]
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def wrapped(request: web.Request) -> web.Response:
+            if not self.admin_anywhere and not _is_loopback(request.remote):
+                return _json_response(403, {"error": ["EGeneral:Permission denied"]})
+            try:
+                body = json.loads(await request.read() or b"{}", parse_float=Decimal)
+                if not isinstance(body, dict):
+                    raise ValueError("a JSON object is expected")
+                return _json_response(200, {"error": [], "result": await handler(body)})
+            except (KrakenError, KeyError, ValueError, TypeError) as error:
+                return _json_response(400, {"error": [f"EGeneral:Invalid arguments:{error}"]})
+
+        return wrapped
+
+    def _admin_get(
+        self, handler: Callable[[], Any]
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def wrapped(request: web.Request) -> web.Response:
+            if not self.admin_anywhere and not _is_loopback(request.remote):
+                return _json_response(403, {"error": ["EGeneral:Permission denied"]})
+            return _json_response(200, {"error": [], "result": handler()})
+
+        return wrapped
+
+    async def _fault_drop(self, body: dict[str, Any]) -> Any:
+        code = int(body.get("code", 1006))
+        if code != 1006 and not (1000 <= code <= 4999):
+            raise ValueError(f"close code {code} is not valid")
+        which = body.get("connections")
+        ids = [int(i) for i in which] if which is not None else None
+        return {"dropped": await self.ws.drop_connections(code=code, which=ids)}
+
+    def _fault_heartbeats(self, body: dict[str, Any]) -> Any:
+        enabled = bool(body.get("enabled", False))
+        self.ws.set_heartbeats(enabled)
+        return {"enabled": enabled}
+
+    def _fault_delay(self, body: dict[str, Any]) -> Any:
+        seconds = float(body.get("seconds", 0))
+        if not 0 <= seconds <= 60:
+            raise ValueError("seconds must be between 0 and 60")
+        self.ws.set_delay(seconds)
+        return {"seconds": seconds}
+
+    def _fault_corrupt(self, body: dict[str, Any]) -> Any:
+        pair = self.exchange.engine.markets.pair(str(body["pair"]))
+        self.ws.corrupt_next.add(pair.wsname)
+        return {"pair": pair.wsname}
+
+    def _fault_refuse(self, body: dict[str, Any]) -> Any:
+        count = int(body.get("count", 1))
+        if not 0 <= count <= 10_000:
+            raise ValueError("count must be between 0 and 10000")
+        self.ws.refuse_next = count
+        return {"refuse_next": count}
+
+    def _list_connections(self) -> Any:
+        return [
+            {
+                "connection_id": c.connection_id,
+                "private": c.private,
+                "subscriptions": sorted(f"{name} {pair}" for name, pair in c.subscriptions),
+                "private_channels": sorted(c.private_channels),
+            }
+            for c in self.ws.connections
+        ]
+
     async def _health(self, request: web.Request) -> web.Response:
         engine = self.exchange.engine
         return _json_response(
@@ -263,6 +346,7 @@ class SandboxServer:
             self.exchange.set_pair_status(str(body["pair"]), status)
         else:
             self.exchange.set_system_status(status)
+            self.ws.broadcast_status()
         return {"status": status}
 
     def _simulator(self, body: dict[str, Any]) -> Any:

@@ -1,0 +1,673 @@
+"""Kraken WebSocket API v1 on the sandbox: ``/ws`` (public) and ``/ws-auth`` (private, trading).
+
+This module owns the connections: the ``systemStatus`` greeting, request parsing and validation
+with Kraken's exact error strings (spec 2.4, in the order of spec 10.4), ping/pong, public
+subscriptions with stable channelIDs and one ack per pair, the fan-out of public channel frames
+built by :mod:`.public_feeds` from engine events, heartbeats after a second of silence once
+something is subscribed, and the idle close. Private channels and trading requests are handed
+to :class:`~.ws_private.PrivateFeeds` once the request's token is valid.
+
+Each connection has an outbox drained by its own writer task, so engine events (which arrive
+synchronously, after each committed command) never wait for a slow client; one frame is
+encoded once and shared by every subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any, Final
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from krakenws.errors import ExchangeError, UnknownPairError, UsageError
+from krakenws.pairs import Pair
+from krakenws.sandbox.engine.events import BookLevelChanged, Event, PublicTrade
+from krakenws.sandbox.exchange import Exchange
+from krakenws.sandbox.marketdata import OHLC_INTERVALS, MarketData
+from krakenws.sandbox.public_feeds import (
+    BookFeed,
+    ohlc_payload,
+    spread_payload,
+    ticker_payload,
+    trade_payload,
+)
+from krakenws.sandbox.ws_private import PrivateFeeds
+
+__all__ = ["BOOK_DEPTHS", "SERVER_VERSION", "Connection", "WsApi"]
+
+log = logging.getLogger("krakenws.sandbox.ws")
+
+SERVER_VERSION: Final = "1.9.2"
+BOOK_DEPTHS: Final = (10, 25, 100, 500, 1000)
+HEARTBEAT_SECONDS: Final = 1.0
+IDLE_SECONDS: Final = 60.0
+_MAX_REQID: Final = 2**64
+_PUBLIC: Final = frozenset({"ticker", "ohlc", "trade", "spread", "book"})
+_PRIVATE: Final = frozenset({"openOrders", "ownTrades"})
+_TRADING: Final = frozenset(
+    {"addOrder", "editOrder", "amendOrder", "cancelOrder", "cancelAll", "cancelAllOrdersAfter"}
+)
+_FIELDS: Final = {
+    "book": {"name", "depth", "rebased"},
+    "ohlc": {"name", "interval", "rebased"},
+    "ticker": {"name", "rebased"},
+    "trade": {"name", "rebased"},
+    "spread": {"name", "rebased"},
+    "openOrders": {"name", "token", "ratecounter", "rebased"},
+    "ownTrades": {"name", "token", "snapshot", "consolidate_taker", "rebased"},
+}
+_REQID_ERROR: Final = "Reqid field must be a positive integer less than 18446744073709551616"
+_ENCODE = msgspec.json.Encoder().encode
+
+
+class Connection:
+    """One client's WebSocket: its outbox, its subscriptions and its liveness."""
+
+    def __init__(
+        self, ws: web.WebSocketResponse, *, private: bool, transport: asyncio.BaseTransport | None
+    ) -> None:
+        self.ws = ws
+        self.transport = transport
+        self.private = private
+        self.connection_id = secrets.randbits(64)
+        self.subscriptions: set[tuple[str, str]] = set()  # (channelName, wsname)
+        self.private_channels: set[str] = set()
+        self.tokens: dict[str, tuple[str, frozenset[str]]] = {}  # token -> (account, permissions)
+        self._outbox: deque[str] = deque()
+        self._wake = asyncio.Event()
+        self.last_sent = time.monotonic()
+        self.heartbeats = True
+        self.delay = 0.0
+        self.closed = False
+
+    def send_json(self, payload: Any) -> None:
+        """Queue one frame (a JSON-ready dict or list)."""
+        self.send_text(_ENCODE(payload).decode())
+
+    def send_text(self, text: str) -> None:
+        """Queue one already-encoded frame."""
+        if not self.closed:
+            self._outbox.append(text)
+            self._wake.set()
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether anything is subscribed (heartbeats only flow then)."""
+        return bool(self.subscriptions or self.private_channels)
+
+    async def write_forever(self) -> None:
+        """Drain the outbox; send a heartbeat after a second of silence once subscribed."""
+        ws = self.ws
+        while not ws.closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), HEARTBEAT_SECONDS)
+            self._wake.clear()
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            while self._outbox and not ws.closed:
+                await ws.send_str(self._outbox.popleft())
+                self.last_sent = time.monotonic()
+            if (
+                self.heartbeats
+                and self.subscribed
+                and not ws.closed
+                and time.monotonic() - self.last_sent >= HEARTBEAT_SECONDS
+            ):
+                await ws.send_str('{"event":"heartbeat"}')
+                self.last_sent = time.monotonic()
+
+
+class _RequestError(Exception):
+    def __init__(self, message: str, **echo: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.echo = echo
+
+
+class WsApi:
+    """The v1 WebSocket endpoints of one sandbox exchange."""
+
+    def __init__(self, exchange: Exchange, market_data: MarketData) -> None:
+        self.exchange = exchange
+        self.market_data = market_data
+        self.markets = exchange.engine.markets
+        self.private = PrivateFeeds(exchange)
+        self.connections: set[Connection] = set()
+        self.feeds: dict[str, BookFeed] = {}
+        for pair in self.markets:
+            feed = BookFeed(pair)
+            feed.load(exchange.engine.book(pair.key))
+            self.feeds[pair.key] = feed
+        self._subscribers: dict[tuple[str, str], set[Connection]] = defaultdict(set)
+        self._channel_ids: dict[tuple[str, str], int] = {}
+        self._last_best: dict[str, tuple[Any, Any]] = {}
+        self._unsubscribe = exchange.subscribe(self.on_events)
+        self.refuse_next = 0
+        self.corrupt_next: set[str] = set()  # wsnames whose next book checksum is corrupted
+
+    def close(self) -> None:
+        """Stop listening to the exchange."""
+        self._unsubscribe()
+        self.private.close()
+
+    # --- aiohttp handlers ----------------------------------------------------------------------
+
+    async def handle_public(self, request: web.Request) -> web.StreamResponse:
+        """``GET /ws``: the public endpoint (like wss://ws.kraken.com)."""
+        return await self._serve(request, private=False)
+
+    async def handle_private(self, request: web.Request) -> web.StreamResponse:
+        """``GET /ws-auth``: the private endpoint (like wss://ws-auth.kraken.com)."""
+        return await self._serve(request, private=True)
+
+    async def _serve(self, request: web.Request, *, private: bool) -> web.StreamResponse:
+        if self.refuse_next > 0:
+            self.refuse_next -= 1
+            raise web.HTTPServiceUnavailable(text="refused by fault injection")
+        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=1 << 20)
+        await ws.prepare(request)
+        connection = Connection(ws, private=private, transport=request.transport)
+        self.connections.add(connection)
+        connection.send_json(
+            {
+                "connectionID": connection.connection_id,
+                "event": "systemStatus",
+                "status": self.exchange.engine.system_status(),
+                "version": SERVER_VERSION,
+            }
+        )
+        writer = asyncio.create_task(connection.write_forever(), name="ws-writer")
+        try:
+            while True:
+                try:
+                    message = await ws.receive(timeout=IDLE_SECONDS)
+                except TimeoutError:
+                    if connection.subscribed:
+                        continue
+                    await ws.close(code=1000, message=b"idle")
+                    break
+                if message.type == WSMsgType.TEXT:
+                    try:
+                        self.handle_text(connection, message.data)
+                    except Exception:  # a bug must not cost the client its connection
+                        log.exception("websocket request failed: %.200s", message.data)
+                        connection.send_json(
+                            {"errorMessage": "EGeneral:Internal error", "event": "error"}
+                        )
+                elif message.type == WSMsgType.BINARY:
+                    connection.send_json({"errorMessage": "Malformed request", "event": "error"})
+                else:
+                    break
+        finally:
+            connection.closed = True
+            self._drop(connection)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await writer
+            if not ws.closed:
+                await ws.close()
+        return ws
+
+    def _drop(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+        for key in connection.subscriptions:
+            self._subscribers[key].discard(connection)
+        connection.subscriptions.clear()
+        self.private.drop(connection)
+
+    # --- requests ------------------------------------------------------------------------------
+
+    def handle_text(self, connection: Connection, text: str) -> None:
+        """Answer one client frame."""
+        try:
+            request = json.loads(text, parse_float=Decimal)
+        except (ValueError, RecursionError):
+            connection.send_json({"errorMessage": "Malformed request", "event": "error"})
+            return
+        if not isinstance(request, dict):
+            connection.send_json({"errorMessage": "Malformed request", "event": "error"})
+            return
+        event = request.get("event")
+        has_reqid = "reqid" in request
+        reqid = request.get("reqid")
+        known = event in {"ping", "subscribe", "unsubscribe"} | _TRADING
+        status_event = (
+            f"{event}Status"
+            if known and event != "ping"
+            else ("pingStatus" if event == "ping" else "subscriptionStatus")
+        )
+        if has_reqid and (type(reqid) is not int or not 0 <= reqid < _MAX_REQID):
+            connection.send_json(
+                {
+                    "errorMessage": _REQID_ERROR,
+                    "event": status_event,
+                    "reqid": reqid,
+                    "status": "error",
+                }
+            )
+            return
+        echo = {"reqid": reqid} if has_reqid else {}
+        if "event" not in request:
+            self._error(connection, "Event(s) not found", "subscriptionStatus", echo)
+        elif event == "ping":
+            connection.send_json({"event": "pong", **echo})
+        elif event == "subscribe":
+            self._subscribe(connection, request, echo)
+        elif event == "unsubscribe":
+            self._unsubscribe_request(connection, request, echo)
+        elif event in _TRADING:
+            self._trading(connection, request, str(event), echo)
+        else:
+            self._error(connection, "Unsupported event", "subscriptionStatus", echo)
+
+    @staticmethod
+    def _error(connection: Connection, message: str, event: str, echo: dict[str, Any]) -> None:
+        connection.send_json({"errorMessage": message, "event": event, **echo, "status": "error"})
+
+    def _account(self, connection: Connection, token: Any) -> tuple[str, frozenset[str]] | None:
+        if not isinstance(token, str) or not token:
+            return None
+        known = connection.tokens.get(token)
+        if known is not None:
+            return known
+        account = self.exchange.ws_token_account(token)
+        row = self.exchange.store.ws_token(token)
+        if account is None or row is None:
+            return None
+        key = self.exchange.api_key(row.key)
+        if key is None:
+            return None
+        known = connection.tokens[token] = (account, key.permissions)
+        return known
+
+    def _trading(
+        self, connection: Connection, request: dict[str, Any], event: str, echo: dict[str, Any]
+    ) -> None:
+        status = f"{event}Status"
+        if isinstance(request.get("pair"), str):
+            echo = {**echo, "pair": request["pair"]}
+        if not connection.private:
+            self._error(
+                connection,
+                "Private data and trading are unavailable on this endpoint. Try ws-auth.kraken.com",
+                status,
+                echo,
+            )
+            return
+        account = self._account(connection, request.get("token"))
+        if account is None:
+            self._error(connection, "ESession:Invalid session", status, echo)
+            return
+        self.private.handle_trading(connection, account[0], request, permissions=account[1])
+
+    # --- subscribe / unsubscribe ---------------------------------------------------------------
+
+    def _parse_subscription(
+        self, connection: Connection, request: dict[str, Any], echo: dict[str, Any]
+    ) -> tuple[str, dict[str, Any], list[str]]:
+        subscription = request.get("subscription")
+        if not isinstance(subscription, dict):
+            raise _RequestError("Subscription field must be an object", **echo)
+        name = subscription.get("name")
+        if name not in _FIELDS:
+            raise _RequestError("Subscription name invalid", **echo)
+        shown = {k: v for k, v in subscription.items() if k in ("name", "depth", "interval")}
+        if set(subscription) - _FIELDS[name]:
+            raise _RequestError("Subscription object unsupported field", **echo, subscription=shown)
+        if name in _PRIVATE:
+            if not connection.private:
+                raise _RequestError(
+                    "Private data and trading are unavailable on this endpoint. "
+                    "Try ws-auth.kraken.com",
+                    **echo,
+                    subscription={"name": name},
+                )
+            if "pair" in request:
+                raise _RequestError(
+                    "Pair field unsupported for this subscription type",
+                    **echo,
+                    subscription={"name": name},
+                )
+            return name, subscription, []
+        if connection.private:
+            raise _RequestError(
+                "Public channels not available in this endpoint", **echo, subscription=shown
+            )
+        pairs = request.get("pair")
+        if pairs is None:
+            raise _RequestError("Pair(s) not found", **echo, subscription=shown)
+        if not isinstance(pairs, list) or not pairs:
+            raise _RequestError("Pair field must be an array", **echo, subscription=shown)
+        if name == "book" and "depth" in subscription:
+            depth = subscription["depth"]
+            if type(depth) is not int:
+                raise _RequestError("Subscription book depth must be an integer", **echo)
+            if depth not in BOOK_DEPTHS:
+                raise _RequestError("Subscription depth not supported", **echo, subscription=shown)
+        if name == "ohlc" and "interval" in subscription:
+            interval = subscription["interval"]
+            if type(interval) is not int:
+                raise _RequestError("Subscription ohlc interval must be an integer", **echo)
+            if interval not in OHLC_INTERVALS:
+                raise _RequestError(
+                    "Subscription ohlc interval not supported", **echo, subscription=shown
+                )
+        return name, subscription, pairs
+
+    def _resolve(self, name: Any) -> Pair:
+        if not isinstance(name, str) or "/" not in name:
+            raise _RequestError(f"Currency pair not in ISO 4217-A3 format {name}")
+        try:
+            return self.markets.pair(name)
+        except (UnknownPairError, UsageError, ExchangeError):
+            raise _RequestError(f"Currency pair not supported {name}") from None
+
+    @staticmethod
+    def _channel(name: str, subscription: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        if name == "book":
+            depth = subscription.get("depth", 10)
+            return f"book-{depth}", {"depth": depth, "name": "book"}
+        if name == "ohlc":
+            interval = subscription.get("interval", 1)
+            return f"ohlc-{interval}", {"interval": interval, "name": "ohlc"}
+        return name, {"name": name}
+
+    def _subscribe(
+        self, connection: Connection, request: dict[str, Any], echo: dict[str, Any]
+    ) -> None:
+        try:
+            name, subscription, pairs = self._parse_subscription(connection, request, echo)
+        except _RequestError as error:
+            self._error(connection, error.message, "subscriptionStatus", error.echo)
+            return
+        if name in _PRIVATE:
+            self._subscribe_private(connection, name, subscription, echo)
+            return
+        channel, shown = self._channel(name, subscription)
+        for raw in pairs:
+            try:
+                pair = self._resolve(raw)
+            except _RequestError as error:
+                self._error(
+                    connection,
+                    error.message,
+                    "subscriptionStatus",
+                    {"pair": raw, **echo, "subscription": shown},
+                )
+                continue
+            key = (channel, pair.wsname)
+            if key in connection.subscriptions:
+                self._error(
+                    connection,
+                    "Already subscribed",
+                    "subscriptionStatus",
+                    {"pair": pair.wsname, **echo, "subscription": shown},
+                )
+                continue
+            channel_id = self._channel_id(key)
+            connection.send_json(
+                {
+                    "channelID": channel_id,
+                    "channelName": channel,
+                    "event": "subscriptionStatus",
+                    "pair": pair.wsname,
+                    **echo,
+                    "status": "subscribed",
+                    "subscription": shown,
+                }
+            )
+            connection.subscriptions.add(key)
+            self._subscribers[key].add(connection)
+            self._first_frame(connection, name, channel, pair, channel_id)
+
+    def _subscribe_private(
+        self, connection: Connection, name: str, subscription: dict[str, Any], echo: dict[str, Any]
+    ) -> None:
+        account = self._account(connection, subscription.get("token"))
+        if account is None:
+            self._error(
+                connection,
+                "ESession:Invalid session",
+                "subscriptionStatus",
+                {**echo, "subscription": {"name": name}},
+            )
+            return
+        if name in connection.private_channels:
+            self._error(
+                connection,
+                "Already subscribed",
+                "subscriptionStatus",
+                {**echo, "subscription": {"name": name}},
+            )
+            return
+        reqid = echo.get("reqid")
+        connection.private_channels.add(name)
+        if name == "openOrders":
+            self.private.subscribe_open_orders(
+                connection,
+                account[0],
+                ratecounter=subscription.get("ratecounter") is True,
+                reqid=reqid,
+            )
+        else:
+            self.private.subscribe_own_trades(
+                connection,
+                account[0],
+                snapshot=subscription.get("snapshot", True) is not False,
+                consolidate_taker=subscription.get("consolidate_taker", True) is not False,
+                reqid=reqid,
+            )
+
+    def _unsubscribe_request(
+        self, connection: Connection, request: dict[str, Any], echo: dict[str, Any]
+    ) -> None:
+        try:
+            name, subscription, pairs = self._parse_subscription(connection, request, echo)
+        except _RequestError as error:
+            self._error(connection, error.message, "subscriptionStatus", error.echo)
+            return
+        if name in _PRIVATE:
+            if name in connection.private_channels and self.private.unsubscribe(
+                connection, name, echo.get("reqid")
+            ):
+                connection.private_channels.discard(name)
+            else:
+                self._error(
+                    connection,
+                    "Subscription Not Found",
+                    "subscriptionStatus",
+                    {**echo, "subscription": {"name": name}},
+                )
+            return
+        channel, shown = self._channel(name, subscription)
+        for raw in pairs:
+            try:
+                pair = self._resolve(raw)
+            except _RequestError as error:
+                self._error(
+                    connection,
+                    error.message,
+                    "subscriptionStatus",
+                    {"pair": raw, **echo, "subscription": shown},
+                )
+                continue
+            key = (channel, pair.wsname)
+            if key not in connection.subscriptions:
+                self._error(
+                    connection,
+                    "Subscription Not Found",
+                    "subscriptionStatus",
+                    {"pair": pair.wsname, **echo, "subscription": shown},
+                )
+                continue
+            connection.subscriptions.discard(key)
+            self._subscribers[key].discard(connection)
+            connection.send_json(
+                {
+                    "channelID": self._channel_id(key),
+                    "channelName": channel,
+                    "event": "subscriptionStatus",
+                    "pair": pair.wsname,
+                    **echo,
+                    "status": "unsubscribed",
+                    "subscription": shown,
+                }
+            )
+
+    def _channel_id(self, key: tuple[str, str]) -> int:
+        channel_id = self._channel_ids.get(key)
+        if channel_id is None:
+            channel_id = self._channel_ids[key] = 100 + len(self._channel_ids)
+        return channel_id
+
+    def _first_frame(
+        self, connection: Connection, name: str, channel: str, pair: Pair, channel_id: int
+    ) -> None:
+        feed = self.feeds[pair.key]
+        if name == "book":
+            depth = int(channel.split("-")[1])
+            connection.send_json([channel_id, feed.snapshot(depth), channel, pair.wsname])
+        elif name == "ticker":
+            connection.send_json([channel_id, self._ticker(pair), channel, pair.wsname])
+        elif name == "ohlc":
+            interval = int(channel.split("-")[1])
+            candles = self.market_data.candles(pair.key, interval)
+            if candles:
+                frame = ohlc_payload(feed.wire, candles[-1], interval)
+                connection.send_json([channel_id, frame, channel, pair.wsname])
+        elif name == "spread":
+            bid, ask = feed.best("bid"), feed.best("ask")
+            if bid and ask:
+                frame = spread_payload(feed.wire, bid, ask, self.exchange.now())
+                connection.send_json([channel_id, frame, channel, pair.wsname])
+
+    def _ticker(self, pair: Pair) -> dict[str, Any]:
+        feed = self.feeds[pair.key]
+        stats = self.market_data.stats(pair.key, self.exchange.now())
+        fallback = self.exchange.engine.last_price(pair.key) or Decimal(0)
+        return ticker_payload(feed.wire, stats, feed.best("ask"), feed.best("bid"), fallback)
+
+    # --- fan-out ---------------------------------------------------------------------------------
+
+    def _publish(self, key: tuple[str, str], payload: Any) -> None:
+        subscribers = self._subscribers.get(key)
+        if not subscribers:
+            return
+        text = _ENCODE([self._channel_id(key), payload, key[0], key[1]]).decode()
+        for connection in subscribers:
+            connection.send_text(text)
+
+    def on_events(self, events: list[Event]) -> None:
+        """Fan one committed batch of engine events out to the public subscribers."""
+        levels: dict[str, list[BookLevelChanged]] = defaultdict(list)
+        trades: dict[str, list[PublicTrade]] = defaultdict(list)
+        for event in events:
+            if isinstance(event, BookLevelChanged):
+                levels[event.pair].append(event)
+            elif isinstance(event, PublicTrade):
+                trades[event.pair].append(event)
+        for pair_key, changes in levels.items():
+            self._publish_book(pair_key, changes)
+        for pair_key, batch in trades.items():
+            self._publish_trades(pair_key, batch)
+        for pair_key in set(levels) | set(trades):
+            self._publish_top(pair_key, traded=pair_key in trades)
+
+    def _publish_book(self, pair_key: str, changes: list[BookLevelChanged]) -> None:
+        feed = self.feeds[pair_key]
+        wsname = feed.pair.wsname
+        depths = [d for d in BOOK_DEPTHS if self._subscribers.get((f"book-{d}", wsname))]
+        updates = feed.apply(changes, depths)
+        if not updates:
+            return
+        checksum = feed.checksum()
+        if wsname in self.corrupt_next:
+            self.corrupt_next.discard(wsname)
+            checksum = str((int(checksum) + 1) % 2**32)
+        for depth, (asks, bids) in updates.items():
+            key = (f"book-{depth}", wsname)
+            channel_id = self._channel_id(key)
+            if asks and bids:
+                frame: list[Any] = [channel_id, {"a": asks}, {"b": bids, "c": checksum}, *key]
+            elif asks:
+                frame = [channel_id, {"a": asks, "c": checksum}, *key]
+            else:
+                frame = [channel_id, {"b": bids, "c": checksum}, *key]
+            text = _ENCODE(frame).decode()
+            for connection in self._subscribers[key]:
+                connection.send_text(text)
+
+    def _publish_trades(self, pair_key: str, batch: list[PublicTrade]) -> None:
+        feed = self.feeds[pair_key]
+        wsname = feed.pair.wsname
+        self._publish(("trade", wsname), trade_payload(feed.wire, batch))
+        for interval in OHLC_INTERVALS:
+            key = (f"ohlc-{interval}", wsname)
+            if self._subscribers.get(key):
+                candles = self.market_data.candles(pair_key, interval)
+                if candles:
+                    self._publish(key, ohlc_payload(feed.wire, candles[-1], interval))
+
+    def _publish_top(self, pair_key: str, *, traded: bool) -> None:
+        feed = self.feeds[pair_key]
+        pair = feed.pair
+        bid, ask = feed.best("bid"), feed.best("ask")
+        best = (bid, ask)
+        changed = self._last_best.get(pair_key) != best
+        self._last_best[pair_key] = best
+        if changed and bid and ask:
+            self._publish(
+                ("spread", pair.wsname), spread_payload(feed.wire, bid, ask, self.exchange.now())
+            )
+        if (changed or traded) and self._subscribers.get(("ticker", pair.wsname)):
+            self._publish(("ticker", pair.wsname), self._ticker(pair))
+
+    # --- faults and status ---------------------------------------------------------------------
+
+    def broadcast_status(self) -> None:
+        """Send ``systemStatus`` to every connection (after a status change)."""
+        status = self.exchange.engine.system_status()
+        for connection in list(self.connections):
+            connection.send_json(
+                {
+                    "connectionID": connection.connection_id,
+                    "event": "systemStatus",
+                    "status": status,
+                    "version": SERVER_VERSION,
+                }
+            )
+
+    async def drop_connections(
+        self, *, code: int = 1006, which: Iterable[int] | None = None
+    ) -> int:
+        """Close connections (all, or those whose connectionID is in ``which``)."""
+        chosen = set(which) if which is not None else None
+        victims = [c for c in list(self.connections) if chosen is None or c.connection_id in chosen]
+        for connection in victims:
+            connection.closed = True
+            with contextlib.suppress(Exception):
+                if code == 1006 and isinstance(connection.transport, asyncio.Transport):
+                    # An abnormal close: no close frame, the transport just goes away.
+                    connection.transport.abort()
+                else:
+                    await connection.ws.close(code=code, message=b"fault injection")
+        return len(victims)
+
+    def set_heartbeats(self, enabled: bool) -> None:
+        """Stop (or resume) heartbeats on every current connection."""
+        for connection in self.connections:
+            connection.heartbeats = enabled
+
+    def set_delay(self, seconds: float) -> None:
+        """Delay every outgoing batch of frames by ``seconds`` (0 to stop)."""
+        for connection in self.connections:
+            connection.delay = seconds
