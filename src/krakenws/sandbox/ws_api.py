@@ -239,21 +239,19 @@ class WsApi:
         event = request.get("event")
         has_reqid = "reqid" in request
         reqid = request.get("reqid")
-        known = event in {"ping", "subscribe", "unsubscribe"} | _TRADING
-        status_event = (
-            f"{event}Status"
-            if known and event != "ping"
-            else ("pingStatus" if event == "ping" else "subscriptionStatus")
-        )
+        if event == "ping":
+            status_event = "pingStatus"
+        elif isinstance(event, str) and event in _TRADING:
+            status_event = f"{event}Status"
+        else:
+            status_event = "subscriptionStatus"
         if has_reqid and (type(reqid) is not int or not 0 <= reqid < _MAX_REQID):
-            connection.send_json(
-                {
-                    "errorMessage": _REQID_ERROR,
-                    "event": status_event,
-                    "reqid": reqid,
-                    "status": "error",
-                }
-            )
+            reply: dict[str, Any] = {"errorMessage": _REQID_ERROR, "event": status_event}
+            # Kraken echoes the reqid as sent ("a", null); a list or object is not echoed.
+            if reqid is None or (isinstance(reqid, int | str) and not isinstance(reqid, bool)):
+                reply["reqid"] = reqid
+            reply["status"] = "error"
+            connection.send_json(reply)
             return
         echo = {"reqid": reqid} if has_reqid else {}
         if "event" not in request:
@@ -264,8 +262,8 @@ class WsApi:
             self._subscribe(connection, request, echo)
         elif event == "unsubscribe":
             self._unsubscribe_request(connection, request, echo)
-        elif event in _TRADING:
-            self._trading(connection, request, str(event), echo)
+        elif isinstance(event, str) and event in _TRADING:
+            self._trading(connection, request, event, echo)
         else:
             self._error(connection, "Unsupported event", "subscriptionStatus", echo)
 
@@ -318,9 +316,14 @@ class WsApi:
         if not isinstance(subscription, dict):
             raise _RequestError("Subscription field must be an object", **echo)
         name = subscription.get("name")
-        if name not in _FIELDS:
+        if not isinstance(name, str) or name not in _FIELDS:
             raise _RequestError("Subscription name invalid", **echo)
-        shown = {k: v for k, v in subscription.items() if k in ("name", "depth", "interval")}
+        # The echo carries only well-typed options: a client's decoder expects integers there.
+        shown = {
+            k: v
+            for k, v in subscription.items()
+            if k == "name" or (k in ("depth", "interval") and type(v) is int)
+        }
         if set(subscription) - _FIELDS[name]:
             raise _RequestError("Subscription object unsupported field", **echo, subscription=shown)
         if name in _PRIVATE:

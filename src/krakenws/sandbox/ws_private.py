@@ -542,7 +542,7 @@ class PrivateFeeds:
         reply: dict[str, Any] = {"errorMessage": message, "event": event, "status": "error"}
         if "reqid" in request:
             reply["reqid"] = request["reqid"]
-        if "pair" in request:
+        if isinstance(request.get("pair"), str):  # a client decodes it as a pair name
             reply["pair"] = request["pair"]
         return reply
 

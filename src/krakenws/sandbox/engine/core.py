@@ -527,7 +527,12 @@ class Engine:
         with localcontext(_EXACT):
             events = self._advance(now)
             self._service()
-            if isinstance(timeout, str) and timeout.isdigit():
+            if (
+                isinstance(timeout, str)
+                and timeout.isascii()
+                and timeout.isdigit()
+                and len(timeout) < 19
+            ):
                 timeout = int(timeout)
             if isinstance(timeout, bool) or not isinstance(timeout, int):
                 raise invalid("timeout")
@@ -925,7 +930,7 @@ class Engine:
         if leverage is not None and str(leverage).lower() not in ("", "none", "0", "1", "1:1"):
             text = str(leverage).split(":")[0]
             offered = pair.leverage_buy if side == "buy" else pair.leverage_sell
-            if not text.isdigit() or int(text) not in offered:
+            if not (text.isascii() and text.isdigit()) or int(text) not in offered:
                 raise invalid("leverage")
             raise error_from_kraken("EOrder:Cannot open position")
         if parse_bool(request.margin, "margin"):
