@@ -384,3 +384,21 @@ def test_the_same_flows_over_wss_with_the_exported_ca(tmp_path: Any) -> None:
         seed=4, main_levels=30, sim_rate=20, tls=True, tls_dir=str(tmp_path)
     ) as running:
         run(lambda: scenario(running))
+
+
+def test_exceeded_message_rate(sandbox: RunningSandbox) -> None:
+    async def scenario() -> list[Any]:
+        client = await connect(sandbox)
+        await client.receive()
+        for reqid in range(1, 301):
+            await client.send({"event": "ping", "reqid": reqid})
+        replies = [await client.receive_until(lambda f: "reqid" in f) for _ in range(300)]
+        await client.close()
+        return replies
+
+    replies = run(scenario)
+    refused = [r for r in replies if r.get("errorMessage") == "Exceeded msg rate"]
+    assert refused and len(refused) < 120
+    assert all(r["event"] == "error" and isinstance(r["reqid"], int) for r in refused)
+    decode_server(json.dumps(refused[0]))
+    assert sum(r.get("event") == "pong" for r in replies) >= 200

@@ -66,6 +66,10 @@ _FIELDS: Final = {
     "ownTrades": {"name", "token", "snapshot", "consolidate_taker", "rebased"},
 }
 _REQID_ERROR: Final = "Reqid field must be a positive integer less than 18446744073709551616"
+# Kraken limits client messages per connection ("varies with system load"); the sandbox uses
+# a token bucket generous enough for any sane client: bursts of 200, then 50 per second.
+MESSAGE_BURST: Final = 200
+MESSAGES_PER_SECOND: Final = 50.0
 _ENCODE = msgspec.json.Encoder().encode
 
 
@@ -88,6 +92,17 @@ class Connection:
         self.heartbeats = True
         self.delay = 0.0
         self.closed = False
+        self._allowance = float(MESSAGE_BURST)
+        self._allowance_at = time.monotonic()
+
+    def admit(self, now: float, *, burst: int, per_second: float) -> bool:
+        """Take one message from the connection's rate allowance; False when it is spent."""
+        self._allowance = min(burst, self._allowance + (now - self._allowance_at) * per_second)
+        self._allowance_at = now
+        if self._allowance < 1:
+            return False
+        self._allowance -= 1
+        return True
 
     def send_json(self, payload: Any) -> None:
         """Queue one frame (a JSON-ready dict or list)."""
@@ -153,6 +168,8 @@ class WsApi:
         self._unsubscribe = exchange.subscribe(self.on_events)
         self.refuse_next = 0
         self.corrupt_next: set[str] = set()  # wsnames whose next book checksum is corrupted
+        self.message_burst = MESSAGE_BURST
+        self.messages_per_second = MESSAGES_PER_SECOND
 
     def close(self) -> None:
         """Stop listening to the exchange."""
@@ -195,7 +212,11 @@ class WsApi:
                         continue
                     await ws.close(code=1000, message=b"idle")
                     break
-                if message.type == WSMsgType.TEXT:
+                if message.type == WSMsgType.TEXT and not connection.admit(
+                    time.monotonic(), burst=self.message_burst, per_second=self.messages_per_second
+                ):
+                    connection.send_json(_rate_error(message.data))
+                elif message.type == WSMsgType.TEXT:
                     try:
                         self.handle_text(connection, message.data)
                     except Exception:  # a bug must not cost the client its connection
@@ -674,3 +695,13 @@ class WsApi:
         """Delay every outgoing batch of frames by ``seconds`` (0 to stop)."""
         for connection in self.connections:
             connection.delay = seconds
+
+
+def _rate_error(text: str) -> dict[str, Any]:
+    """``Exceeded msg rate`` as an error event, echoing the request's reqid when it has one."""
+    reply: dict[str, Any] = {"errorMessage": "Exceeded msg rate", "event": "error"}
+    with contextlib.suppress(ValueError, RecursionError):
+        request = json.loads(text)
+        if isinstance(request, dict) and type(request.get("reqid")) is int:
+            reply["reqid"] = request["reqid"]
+    return reply
