@@ -26,10 +26,15 @@ SYMBOL = "BTC/USD"
 STEP = 10.0  # the bound on any single await
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[RunningSandbox]:
+@pytest.fixture(scope="module", params=["ws", "wss"])
+def sandbox(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningSandbox]:
+    """The same flows over ws:// and over wss:// (ccxt trusting the exported ca.pem)."""
     # The default main_levels (1000+ a side on XBT/USD) makes a depth-1000 book real.
-    with run_sandbox(seed=21, sim_rate=30) as running:
+    tls = request.param == "wss"
+    folder = str(tmp_path_factory.mktemp("tls")) if tls else None
+    with run_sandbox(seed=21, sim_rate=30, tls=tls, tls_dir=folder) as running:
         yield running
 
 
@@ -40,10 +45,14 @@ def run(sandbox: RunningSandbox, body: Callable[[Any], Awaitable[T]], *, private
         options: dict[str, Any] = {"enableRateLimit": False}
         if private:
             options.update(apiKey=sandbox.api_key, secret=sandbox.api_secret)
+        rest_url = sandbox.rest_url
+        if sandbox.rest_url_tls is not None:
+            rest_url = sandbox.rest_url_tls
+            options["cafile"] = sandbox.ca_pem  # ccxt's own strict verification, our CA
         exchange = ccxt_pro.kraken(options)
-        ws_url = sandbox.rest_url.replace("http://", "ws://")
-        exchange.urls["api"]["public"] = sandbox.rest_url
-        exchange.urls["api"]["private"] = sandbox.rest_url
+        ws_url = rest_url.replace("http://", "ws://").replace("https://", "wss://")
+        exchange.urls["api"]["public"] = rest_url
+        exchange.urls["api"]["private"] = rest_url
         exchange.urls["api"]["ws"]["public"] = f"{ws_url}/ws"
         exchange.urls["api"]["ws"]["private"] = f"{ws_url}/ws-auth"
         try:
@@ -87,7 +96,7 @@ def test_order_book_with_checksums(sandbox: RunningSandbox, depth: int) -> None:
         try:
             with contextlib.suppress(TimeoutError):
                 while True:  # drain the updates still in flight
-                    book = await asyncio.wait_for(exchange.watch_order_book(SYMBOL, depth), 1)
+                    book = await asyncio.wait_for(exchange.watch_order_book(SYMBOL, depth), 2)
             rest = await bounded(exchange.fetch_order_book(SYMBOL, min(depth, 500)))
         finally:
             await asyncio.to_thread(sandbox.admin, "simulator", {"paused": False})
