@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from krakenws.testing import frames_from_cryptofeed_log, frames_from_sdk_fixture
+
+# CI explores the same examples every run, so that a landing never depends on luck; locally
+# hypothesis keeps searching (and remembers what it found in .hypothesis/).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "kraken-fixtures"
 

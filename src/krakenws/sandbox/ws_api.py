@@ -21,7 +21,7 @@ import logging
 import secrets
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any, Final
 
@@ -395,6 +395,26 @@ class WsApi:
         except (UnknownPairError, UsageError, ExchangeError):
             raise _RequestError(f"Currency pair not supported {name}") from None
 
+    def _known_pairs(
+        self,
+        connection: Connection,
+        pairs: list[Any],
+        echo: dict[str, Any],
+        shown: dict[str, Any],
+    ) -> Iterator[Pair]:
+        """The requested pairs Kraken would accept; each refused one gets its error status."""
+        for raw in pairs:
+            try:
+                yield self._resolve(raw)
+            except _RequestError as error:
+                named = {"pair": raw} if isinstance(raw, str) else {}  # clients expect a name
+                self._error(
+                    connection,
+                    error.message,
+                    "subscriptionStatus",
+                    {**named, **echo, "subscription": shown},
+                )
+
     @staticmethod
     def _channel(name: str, subscription: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if name == "book":
@@ -417,17 +437,7 @@ class WsApi:
             self._subscribe_private(connection, name, subscription, echo)
             return
         channel, shown = self._channel(name, subscription)
-        for raw in pairs:
-            try:
-                pair = self._resolve(raw)
-            except _RequestError as error:
-                self._error(
-                    connection,
-                    error.message,
-                    "subscriptionStatus",
-                    {"pair": raw, **echo, "subscription": shown},
-                )
-                continue
+        for pair in self._known_pairs(connection, pairs, echo, shown):
             key = (channel, pair.wsname)
             if key in connection.subscriptions:
                 self._error(
@@ -513,17 +523,7 @@ class WsApi:
                 )
             return
         channel, shown = self._channel(name, subscription)
-        for raw in pairs:
-            try:
-                pair = self._resolve(raw)
-            except _RequestError as error:
-                self._error(
-                    connection,
-                    error.message,
-                    "subscriptionStatus",
-                    {"pair": raw, **echo, "subscription": shown},
-                )
-                continue
+        for pair in self._known_pairs(connection, pairs, echo, shown):
             key = (channel, pair.wsname)
             if key not in connection.subscriptions:
                 self._error(
