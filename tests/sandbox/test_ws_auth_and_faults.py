@@ -223,3 +223,28 @@ def test_delayed_messages(sandbox: RunningSandbox) -> None:
         return elapsed
 
     assert run(scenario) >= 0.45
+
+
+def test_idle_connections_without_subscriptions_are_closed(
+    sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from krakenws.sandbox import ws_api
+
+    monkeypatch.setattr(ws_api, "IDLE_SECONDS", 1.0)  # Kraken's minute, shortened for the test
+
+    async def scenario() -> tuple[Any, bool]:
+        idle = await connect(sandbox)
+        busy = await connect(sandbox)
+        await idle.receive()
+        await busy.receive()
+        await busy.send(subscribe(["XBT/USD"], name="trade"))
+        closing = await idle.ws.receive(timeout=5)
+        await asyncio.sleep(1.5)
+        still_open = not busy.ws.closed
+        await idle.session.close()
+        await busy.close()
+        return closing.type, still_open
+
+    kind, still_open = run(scenario)
+    assert kind in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    assert still_open
