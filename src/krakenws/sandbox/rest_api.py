@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -66,6 +66,7 @@ _TRADING: Final = frozenset(
     {"AddOrder", "AddOrderBatch", "EditOrder", "CancelOrder", "CancelAll", "CancelAllOrdersAfter"}
 )
 _PAGE: Final = 50
+_Item = TypeVar("_Item")
 _DEADLINE_MAX: Final = 60 * 1_000_000  # a deadline is at most now + 60 s (spec 11)
 
 
@@ -692,23 +693,13 @@ class RestApi:
         def moment(order: OrderView) -> int:
             return order.opentm if closetime == "open" else (order.closetm or order.opentm)
 
-        moments = {o.txid: moment(o) for o in orders}
-        start = _time_param(params, "start", moments)
-        end = _time_param(params, "end", moments)
-
-        orders = [
-            o
-            for o in orders
-            if (start is None or moment(o) > start) and (end is None or moment(o) <= end)
-        ]
         orders.sort(key=lambda o: o.closetm or o.opentm, reverse=True)
-        offset = _int_param(params, "ofs", 0, 0, 2**31)
-        page = orders[offset : offset + _PAGE]
+        page, count = _page(orders, params, {o.txid: moment(o) for o in orders}, moment)
         result: dict[str, Any] = {
             "closed": {o.txid: self._order_json(o, with_trades=with_trades) for o in page}
         }
         if not _bool_param(params, "without_count"):
-            result["count"] = len(orders)
+            result["count"] = count
         return result
 
     def _query_orders(self, call: _Call) -> Any:
@@ -753,16 +744,8 @@ class RestApi:
             raise _invalid("type")
         if kind in ("any position", "closed position", "closing position"):
             trades = []  # the sandbox trades no margin: no trade belongs to a position
-        start = _time_param(params, "start", moments)
-        end = _time_param(params, "end", moments)
-        trades = [
-            t
-            for t in trades
-            if (start is None or t.time > start) and (end is None or t.time <= end)
-        ]
-        offset = _int_param(params, "ofs", 0, 0, 2**31)
-        page = trades[offset : offset + _PAGE]
-        return {"trades": {t.trade_id: self._trade_json(t) for t in page}, "count": len(trades)}
+        page, count = _page(trades, params, moments, lambda t: t.time)
+        return {"trades": {t.trade_id: self._trade_json(t) for t in page}, "count": count}
 
     def _query_trades(self, call: _Call) -> Any:
         ids = _split(call.params.get("txid"))
@@ -794,16 +777,8 @@ class RestApi:
             entries = [e for e in entries if e.asset in assets]
         if kind != "all":
             entries = [e for e in entries if e.type == kind]
-        start = _time_param(params, "start", moments)
-        end = _time_param(params, "end", moments)
-        entries = [
-            e
-            for e in entries
-            if (start is None or e.time > start) and (end is None or e.time <= end)
-        ]
-        offset = _int_param(params, "ofs", 0, 0, 2**31)
-        page = entries[offset : offset + _PAGE]
-        return {"ledger": {e.ledger_id: self._ledger_json(e) for e in page}, "count": len(entries)}
+        page, count = _page(entries, params, moments, lambda e: e.time)
+        return {"ledger": {e.ledger_id: self._ledger_json(e) for e in page}, "count": count}
 
     def _query_ledgers(self, call: _Call) -> Any:
         ids = _split(call.params.get("id"))
@@ -986,6 +961,26 @@ class RestApi:
 
 
 # --- parameter helpers ------------------------------------------------------------------------
+
+
+def _page(
+    items: list[_Item],
+    params: Mapping[str, Any],
+    moments: Mapping[str, int],
+    moment: Callable[[_Item], int],
+) -> tuple[list[_Item], int]:
+    """History paging (ClosedOrders, TradesHistory, Ledgers): ``start``/``end`` (a time, or an
+    id standing for its time; exclusive start, inclusive end), then 50 from ``ofs``; returns
+    the page and how many matched."""
+    start = _time_param(params, "start", moments)
+    end = _time_param(params, "end", moments)
+    chosen = [
+        item
+        for item in items
+        if (start is None or moment(item) > start) and (end is None or moment(item) <= end)
+    ]
+    offset = _int_param(params, "ofs", 0, 0, 2**31)
+    return chosen[offset : offset + _PAGE], len(chosen)
 
 
 def _parse_body(text: str, content_type: str) -> dict[str, Any]:
