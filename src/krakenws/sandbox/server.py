@@ -113,6 +113,7 @@ class SandboxServer:
             for wsname in self.simulator.pairs:
                 if self.exchange.engine.last_price(wsname) is None:
                     self.exchange.set_last_price(wsname, self.simulator.mid_price(wsname))
+        self._record_spreads()  # the Spread history starts with the opening book, not a tick later
         self._ticker = asyncio.create_task(self._tick_forever(), name="sandbox-clock")
 
     async def _stop(self) -> None:
