@@ -168,7 +168,7 @@ async def client_round(
 
 
 def _median(rounds: list[dict[str, Any]], key: str) -> float:
-    return statistics.median(r[key] for r in rounds)
+    return float(statistics.median(r[key] for r in rounds))
 
 
 async def measure(
