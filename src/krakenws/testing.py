@@ -159,6 +159,9 @@ def run_sandbox(
     main_levels: int | None = None,
     tls: bool = False,
     tls_dir: str | None = None,
+    replay: str | Path | None = None,
+    replay_speed: float = 1.0,
+    replay_loop: bool = False,
 ) -> Iterator[RunningSandbox]:
     """Run a sandbox on ``127.0.0.1`` (a free port) for the duration of a ``with`` block.
 
@@ -166,6 +169,9 @@ def run_sandbox(
     1,000,000 ZEUR). ``rest_limits`` is off by default so tests are not throttled.
     ``tls`` also serves everything over TLS on a second free port, with certificates kept in
     ``tls_dir`` (default: a temporary folder removed afterwards).
+    ``replay`` serves a capture's public market on ``/ws`` for its pairs, as
+    ``krakenws sandbox --replay`` does, paced by ``replay_speed`` (0: as fast as possible) and
+    started over at the end with ``replay_loop``.
     """
     import asyncio
     import tempfile
@@ -176,8 +182,12 @@ def run_sandbox(
 
     from krakenws.sandbox.exchange import Exchange
     from krakenws.sandbox.market import SIMULATOR_ACCOUNTS, MarketSimulator
+    from krakenws.sandbox.replay import ReplayFeed, ReplayMarket
     from krakenws.sandbox.server import SandboxServer
 
+    # A capture that cannot be replayed is the caller's error, raised here rather than in the
+    # server's thread.
+    replay_market = ReplayMarket.from_file(replay) if replay is not None else None
     started = threading.Event()
     stopping: dict[str, object] = {}
     info: dict[str, object] = {}
@@ -192,15 +202,26 @@ def run_sandbox(
                 funds or {"ZUSD": "1000000", "XXBT": "100", "XETH": "1000", "ZEUR": "1000000"}
             ).items():
                 exchange.deposit(account, asset, Decimal(amount))
+            feed = None
+            if replay_market is not None:
+                feed = ReplayFeed(replay_market, speed=replay_speed, loop=replay_loop)
             sim = None
             if simulator:
                 options: dict[str, object] = {"seed": seed}
+                if feed is not None:
+                    options["pairs"] = [
+                        p.wsname
+                        for p in exchange.engine.markets
+                        if p.status == "online" and p.wsname not in feed.wsnames
+                    ]
                 if sim_rate is not None:
                     options["rate"] = sim_rate
                 if main_levels is not None:
                     options["main_levels"] = main_levels
                 sim = MarketSimulator(exchange.engine.markets, **options)  # type: ignore[arg-type]
-            server = SandboxServer(exchange, simulator=sim, tier=tier, rest_limits=rest_limits)
+            server = SandboxServer(
+                exchange, simulator=sim, tier=tier, rest_limits=rest_limits, replay=feed
+            )
             runner = web.AppRunner(server.app, handle_signals=False, access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)

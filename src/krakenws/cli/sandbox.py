@@ -84,6 +84,23 @@ def add_parser(subparsers: Any) -> None:
         help="where ca.pem, server.pem and server.key are kept (default: a tls folder next to "
         "the database; a temporary folder for :memory:)",
     )
+    parser.add_argument(
+        "--replay",
+        metavar="CAPTURE",
+        help="serve the public market of a JSON Lines capture (books, trades, tickers, spreads, "
+        "ohlc) on /ws for its pairs, instead of simulating them; it starts with the first "
+        "subscription to one of them",
+    )
+    parser.add_argument(
+        "--replay-speed",
+        type=float,
+        default=1.0,
+        metavar="FACTOR",
+        help="pace relative to the recorded timestamps (default 1.0; 0: as fast as possible)",
+    )
+    parser.add_argument(
+        "--replay-loop", action="store_true", help="start the replay over when it ends"
+    )
     parser.add_argument("--json", action="store_true", help="print the start info as JSON")
     parser.set_defaults(run=run)
 
@@ -121,6 +138,12 @@ def run(args: argparse.Namespace) -> int:
     if args.tls_dir and args.tls_port is None:
         print("krakenws sandbox: --tls-dir needs --tls-port", file=sys.stderr)
         return 2
+    if not args.replay and (args.replay_loop or args.replay_speed != 1.0):
+        print("krakenws sandbox: --replay-speed and --replay-loop need --replay", file=sys.stderr)
+        return 2
+    if not args.replay_speed >= 0:
+        print("krakenws sandbox: --replay-speed must be 0 or more", file=sys.stderr)
+        return 2
     try:
         return asyncio.run(_serve(args, funds, permissions))
     except KrakenError as exc:
@@ -139,6 +162,7 @@ async def _serve(
     from krakenws.sandbox.engine.markets import Markets
     from krakenws.sandbox.exchange import Exchange
     from krakenws.sandbox.market import SIMULATOR_ACCOUNTS, MarketSimulator
+    from krakenws.sandbox.replay import ReplayFeed, ReplayMarket
     from krakenws.sandbox.rest_api import PERMISSIONS
     from krakenws.sandbox.server import SandboxServer
 
@@ -147,6 +171,11 @@ async def _serve(
         if unknown:
             print(f"krakenws sandbox: unknown permissions {unknown}", file=sys.stderr)
             return 2
+    # The capture is read and checked before anything is opened or bound.
+    replay = None
+    if args.replay:
+        market = ReplayMarket.from_file(args.replay)
+        replay = ReplayFeed(market, speed=args.replay_speed, loop=args.replay_loop)
     db = args.db or str(default_db())
     if db != ":memory:":
         Path(db).parent.mkdir(parents=True, exist_ok=True)
@@ -178,6 +207,12 @@ async def _serve(
                 options["rate"] = args.sim_rate
             if args.sim_levels is not None:
                 options["main_levels"] = args.sim_levels
+            if replay is not None:  # the replayed pairs' books come from the capture
+                options["pairs"] = [
+                    pair.wsname
+                    for pair in exchange.engine.markets
+                    if pair.status == "online" and pair.wsname not in replay.wsnames
+                ]
             simulator = MarketSimulator(exchange.engine.markets, **options)
         # Signals are caught before the start banner, so that a Ctrl-C right after it still
         # shuts down cleanly.
@@ -195,7 +230,7 @@ async def _serve(
             tls_files = make_certificates(
                 _tls_directory(args.tls_dir, db, cleanup), hosts=_certificate_hosts(args.host)
             )
-        server = SandboxServer(exchange, simulator=simulator, tier=args.tier)
+        server = SandboxServer(exchange, simulator=simulator, tier=args.tier, replay=replay)
         runner = web.AppRunner(server.app, handle_signals=False, access_log=None)
         await runner.setup()
         cleanup.push_async_callback(runner.cleanup)
@@ -236,6 +271,12 @@ async def _serve(
             account=key.account,
             permissions=sorted(key.permissions),
         )
+        if replay is not None:
+            info.update(
+                replay=args.replay,
+                replay_pairs=sorted(replay.wsnames),
+                replay_frames=len(replay.market.frames),
+            )
         if args.json:
             print(json.dumps(info), flush=True)
         else:

@@ -4,6 +4,7 @@ Glue only: requests go to :class:`~.rest_api.RestApi` (Kraken's REST paths) or t
 handlers below; a background task drives time — every tick it lets the market simulator act,
 fires the engine's timers (:meth:`~.exchange.Exchange.advance`) and records best bid/ask for
 the ``Spread`` history. All exchange calls happen on the event loop's thread, one at a time.
+With ``replay`` a second task plays a capture's public market on ``/ws`` (:mod:`.replay`).
 
 Admin endpoints (JSON in and out; loopback clients only unless ``admin_anywhere``):
 
@@ -34,6 +35,7 @@ from krakenws.sandbox.engine.events import Event
 from krakenws.sandbox.exchange import Exchange
 from krakenws.sandbox.market import Cancel, Deposit, EngineView, MarketSimulator, Place, SimAction
 from krakenws.sandbox.marketdata import MarketData, SpreadPoint
+from krakenws.sandbox.replay import ReplayFeed
 from krakenws.sandbox.rest_api import PERMISSIONS, RestApi
 from krakenws.sandbox.ws_api import WsApi
 
@@ -62,6 +64,7 @@ class SandboxServer:
         tier: str = "starter",
         rest_limits: bool = True,
         admin_anywhere: bool = False,
+        replay: ReplayFeed | None = None,
     ) -> None:
         self.exchange = exchange
         self.market_data = MarketData()
@@ -72,6 +75,8 @@ class SandboxServer:
         self.speed = 1.0
         self._base_rate = simulator.rate if simulator is not None else 0.0
         self._ticker: asyncio.Task[None] | None = None
+        self.replay = replay
+        self._replaying: asyncio.Task[None] | None = None
         self._unsubscribe = exchange.subscribe(self._on_events)
         self.app = web.Application(middlewares=[self._errors], client_max_size=1024 * 1024)
         self.app.router.add_route("*", "/0/{kind}/{name}", self._rest)
@@ -82,6 +87,9 @@ class SandboxServer:
         self.app.router.add_post("/admin/status", self._admin(self._status))
         self.app.router.add_post("/admin/simulator", self._admin(self._simulator))
         self.ws = WsApi(exchange, self.market_data)
+        if replay is not None:
+            replay.attach(self.ws)
+            self.ws.replay = replay
         self.app.router.add_get("/ws", self.ws.handle_public)
         self.app.router.add_get("/ws-auth", self.ws.handle_private)
         self.app.router.add_get("/ws/", self.ws.handle_public)
@@ -115,15 +123,25 @@ class SandboxServer:
                     self.exchange.set_last_price(wsname, self.simulator.mid_price(wsname))
         self._record_spreads()  # the Spread history starts with the opening book, not a tick later
         self._ticker = asyncio.create_task(self._tick_forever(), name="sandbox-clock")
+        if self.replay is not None:
+            self._replaying = asyncio.create_task(self._replay(self.replay), name="sandbox-replay")
 
     async def _stop(self) -> None:
         await self.ws.drop_connections(code=1001)
         self.ws.close()
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+        for task in (self._ticker, self._replaying):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._unsubscribe()
+
+    @staticmethod
+    async def _replay(replay: ReplayFeed) -> None:
+        try:
+            await replay.run()
+        except Exception:  # the exchange keeps serving; the error is a bug to report
+            log.exception("sandbox replay failed")
 
     async def _tick_forever(self) -> None:
         while True:

@@ -5,7 +5,9 @@ with Kraken's exact error strings (spec 2.4, in the order of spec 10.4), ping/po
 subscriptions with stable channelIDs and one ack per pair, the fan-out of public channel frames
 built by :mod:`.public_feeds` from engine events, heartbeats after a second of silence once
 something is subscribed, and the idle close. Private channels and trading requests are handed
-to :class:`~.ws_private.PrivateFeeds` once the request's token is valid.
+to :class:`~.ws_private.PrivateFeeds` once the request's token is valid. With a
+:class:`~.replay.ReplayFeed` in ``replay``, the public channels of the replayed pairs are served
+from a capture instead of the engine (subscriptions, acks and channelIDs stay here).
 
 Each connection has an outbox drained by its own writer task, so engine events (which arrive
 synchronously, after each committed command) never wait for a slow client; one frame is
@@ -23,7 +25,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 from aiohttp import WSMsgType, web
@@ -41,6 +43,9 @@ from krakenws.sandbox.public_feeds import (
     trade_payload,
 )
 from krakenws.sandbox.ws_private import PrivateFeeds
+
+if TYPE_CHECKING:
+    from krakenws.sandbox.replay import ReplayFeed
 
 __all__ = ["BOOK_DEPTHS", "SERVER_VERSION", "Connection", "WsApi"]
 
@@ -170,6 +175,8 @@ class WsApi:
         self.corrupt_next: set[str] = set()  # wsnames whose next book checksum is corrupted
         self.message_burst = MESSAGE_BURST
         self.messages_per_second = MESSAGES_PER_SECOND
+        # Set by the server when a capture is replayed: its pairs' public channels come from it.
+        self.replay: ReplayFeed | None = None
 
     def close(self) -> None:
         """Stop listening to the exchange."""
@@ -393,7 +400,10 @@ class WsApi:
         try:
             return self.markets.pair(name)
         except (UnknownPairError, UsageError, ExchangeError):
-            raise _RequestError(f"Currency pair not supported {name}") from None
+            replayed = self.replay.pair(name) if self.replay is not None else None
+            if replayed is None:
+                raise _RequestError(f"Currency pair not supported {name}") from None
+            return replayed
 
     def _known_pairs(
         self,
@@ -443,6 +453,15 @@ class WsApi:
                 self._error(
                     connection,
                     "Already subscribed",
+                    "subscriptionStatus",
+                    {"pair": pair.wsname, **echo, "subscription": shown},
+                )
+                continue
+            refused = self.replay.subscribe_error(*key) if self.replay is not None else None
+            if refused is not None:
+                self._error(
+                    connection,
+                    refused,
                     "subscriptionStatus",
                     {"pair": pair.wsname, **echo, "subscription": shown},
                 )
@@ -556,6 +575,9 @@ class WsApi:
     def _first_frame(
         self, connection: Connection, name: str, channel: str, pair: Pair, channel_id: int
     ) -> None:
+        if self.replay is not None and pair.wsname in self.replay.wsnames:
+            self.replay.first_frame(connection, channel, pair.wsname, channel_id)
+            return
         feed = self.feeds[pair.key]
         if name == "book":
             depth = int(channel.split("-")[1])
@@ -582,6 +604,19 @@ class WsApi:
 
     # --- fan-out ---------------------------------------------------------------------------------
 
+    def has_subscribers(self, channel_name: str, wsname: str) -> bool:
+        """Whether anyone is subscribed to ``channel_name`` of ``wsname``."""
+        return bool(self._subscribers.get((channel_name, wsname)))
+
+    def send_public(self, key: tuple[str, str], *payloads: Any) -> None:
+        """Send ``[channelID, *payloads, channelName, pair]`` to the subscribers of ``key``."""
+        subscribers = self._subscribers.get(key)
+        if not subscribers:
+            return
+        text = _ENCODE([self._channel_id(key), *payloads, *key]).decode()
+        for connection in subscribers:
+            connection.send_text(text)
+
     def _publish(self, key: tuple[str, str], payload: Any) -> None:
         subscribers = self._subscribers.get(key)
         if not subscribers:
@@ -599,11 +634,16 @@ class WsApi:
                 levels[event.pair].append(event)
             elif isinstance(event, PublicTrade):
                 trades[event.pair].append(event)
+        replayed = self.replay.market_keys if self.replay is not None else frozenset()
         for pair_key, changes in levels.items():
-            self._publish_book(pair_key, changes)
+            if pair_key in replayed:  # the mirror stays current; the replay publishes the pair
+                self.feeds[pair_key].apply(changes, ())
+            else:
+                self._publish_book(pair_key, changes)
         for pair_key, batch in trades.items():
-            self._publish_trades(pair_key, batch)
-        for pair_key in set(levels) | set(trades):
+            if pair_key not in replayed:
+                self._publish_trades(pair_key, batch)
+        for pair_key in (set(levels) | set(trades)) - replayed:
             self._publish_top(pair_key, traded=pair_key in trades)
 
     def _publish_book(self, pair_key: str, changes: list[BookLevelChanged]) -> None:
