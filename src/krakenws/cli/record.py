@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from krakenws.cli.feeds import Output, add_common_arguments, fail, follow_frames, run_command
+from krakenws.cli.feeds import (
+    Output,
+    add_common_arguments,
+    fail,
+    follow_frames,
+    open_feed,
+    run_command,
+)
 from krakenws.cli.render import Renderer
 from krakenws.cli.usage import PingCommand, TradingCall, parse_feed_command
 from krakenws.errors import UsageError
@@ -40,7 +47,12 @@ def add_parser(subparsers: Any) -> None:
         help="the capture file ('-': standard output; default: capture-<UTC time>.jsonl)",
     )
     parser.add_argument("feed", metavar="FEED", help="ticker, spread, trade, book, ohlc, ...")
-    parser.add_argument("params", nargs="*", metavar="PARAM", help="the feed's parameters")
+    parser.add_argument(
+        "params",
+        nargs="*",
+        metavar="PARAM",
+        help="the feed's parameters; '+ FEED PARAM...' adds another feed to the same capture",
+    )
     add_common_arguments(parser, output=False)
     parser.set_defaults(run=run)
 
@@ -67,14 +79,30 @@ class CaptureWriter(Renderer):
         self.stream.flush()
 
 
+def _feeds(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """``FEED PARAM... [+ FEED PARAM...]`` as (name, params) pairs."""
+    feeds: list[tuple[str, list[str]]] = [(args.feed, [])]
+    for param in args.params:
+        if param == "+":
+            feeds.append(("", []))
+        elif not feeds[-1][0]:
+            feeds[-1] = (param, [])
+        else:
+            feeds[-1][1].append(param)
+    if not feeds[-1][0]:
+        raise UsageError("record: a feed name must follow '+'")
+    return feeds
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        command = parse_feed_command(args.feed, args.params)
-        if isinstance(command, PingCommand | TradingCall):
-            raise UsageError(
-                f"record subscribes feeds (ticker, spread, trade, book, ohlc, openOrders, "
-                f"ownTrades, balances), not {command.endpoint}"
-            )
+        commands = [parse_feed_command(name, params) for name, params in _feeds(args)]
+        for command in commands:
+            if isinstance(command, PingCommand | TradingCall):
+                raise UsageError(
+                    f"record subscribes feeds (ticker, spread, trade, book, ohlc, openOrders, "
+                    f"ownTrades, balances), not {command.endpoint}"
+                )
     except UsageError as error:
         fail(str(error))
         return 2
@@ -87,12 +115,15 @@ def run(args: argparse.Namespace) -> int:
         fail(f"cannot write {path}: {error.strerror or error}")
         return 2
     writer = CaptureWriter(stream)
-    private = command.needs_token
+    command, *more = commands
+    private = any(command.needs_token for command in commands)
 
     async def frames(client: Any, output: Output) -> list[Awaitable[None]]:
         producers: list[Awaitable[None]] = [follow_frames(client.frames("public"), output)]
         if private:
             producers.append(follow_frames(client.frames("private"), output))
+        for other in more:
+            producers += await open_feed(client, other, output)
         return producers
 
     try:
