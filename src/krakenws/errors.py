@@ -10,6 +10,7 @@ Everything krakenws raises on purpose derives from :class:`KrakenError`::
     │   ├── ChecksumMismatchError          CRC32 of the top 10 differs (pair, expected, computed)
     │   └── CrossedBookError               best bid >= best ask after a whole message
     ├── SequenceGapError                   openOrders/ownTrades sequence numbers skipped
+    ├── SlowConsumerError                  a stream's reader fell too far behind; it closed
     ├── ExchangeError                      Kraken's error string (kept in .kraken_error)
     │   ├── GeneralError      EGeneral:*   InvalidArgumentsError, PermissionDeniedError, ...
     │   ├── APIError          EAPI:*       InvalidKeyError, InvalidSignatureError, ...
@@ -74,6 +75,7 @@ __all__ = [
     "ServiceError",
     "ServiceUnavailableError",
     "SessionError",
+    "SlowConsumerError",
     "SubscriptionError",
     "ThrottledError",
     "TickSizeError",
@@ -299,6 +301,10 @@ class SubscriptionError(ExchangeError):
 
 class MessageRateError(RateLimitError, SubscriptionError):
     """``Exceeded msg rate``: too many WebSocket messages on one connection."""
+
+
+class SlowConsumerError(KrakenError):
+    """A stream held more unread events than its limit; it was closed rather than lose some."""
 
 
 # --- transport ---------------------------------------------------------------------------------

@@ -99,6 +99,9 @@ class SandboxServer:
         self.app.router.add_post("/admin/faults/delay", self._admin(self._fault_delay))
         self.app.router.add_post("/admin/faults/corrupt-checksum", self._admin(self._fault_corrupt))
         self.app.router.add_post("/admin/faults/refuse", self._admin(self._fault_refuse))
+        self.app.router.add_post(
+            "/admin/faults/skip-sequence", self._admin(self._fault_skip_sequence)
+        )
         self.app.router.add_get("/admin/connections", self._admin_get(self._list_connections))
         self.app.cleanup_ctx.append(self._lifetime)
 
@@ -296,6 +299,12 @@ class SandboxServer:
             raise ValueError("count must be between 0 and 10000")
         self.ws.refuse_next = count
         return {"refuse_next": count}
+
+    def _fault_skip_sequence(self, body: dict[str, Any]) -> Any:
+        channel = body.get("channel")
+        if channel not in (None, "openOrders", "ownTrades"):
+            raise ValueError("channel must be openOrders or ownTrades")
+        return {"skipped": self.ws.private.skip_sequence(channel)}
 
     def _list_connections(self) -> Any:
         return [

@@ -286,6 +286,17 @@ class PrivateFeeds:
         outbox.send_json(ack)
         return True
 
+    def skip_sequence(self, channel: str | None = None) -> int:
+        """Fault injection: lose the next message of every private subscription (of
+        ``channel`` if given) by skipping its sequence number; returns how many."""
+        count = 0
+        for subscriptions in self._by_outbox.values():
+            for sub in subscriptions.values():
+                if channel is None or sub.channel == channel:
+                    sub.sequence += 1
+                    count += 1
+        return count
+
     def drop(self, outbox: Outbox) -> None:
         """The connection closed: forget all its subscriptions (sends nothing)."""
         for sub in self._by_outbox.pop(id(outbox), {}).values():

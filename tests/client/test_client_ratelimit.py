@@ -1,0 +1,57 @@
+"""The client's mirror of Kraken's per-pair trading counter (spec 7.6), against a sandbox that
+enforces the Starter tier: with the mirror, the client waits instead of being refused;
+without it, Kraken's ``EOrder:Rate limit exceeded`` comes back as OrderRateLimitError."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from krakenws.client import Client
+from krakenws.errors import OrderRateLimitError
+from krakenws.testing import run_sandbox
+from tests.client.support import client_for, run
+
+# 7 adds (+1 each) and 7 cancels under 5 s (+8 each; a cancel may cross the threshold) leave
+# the Starter counter at 63: the next add (+1) must wait until it has decayed to 59 (4 s).
+ORDERS = 7
+
+
+async def churn(client: Client) -> None:
+    for _ in range(ORDERS):
+        order = await client.add_order("XBT/USD", "buy", "limit", "0.01", price="1000", track=False)
+        await client.cancel_order(order.txid)
+
+
+def test_without_the_mirror_kraken_refuses_the_order() -> None:
+    with run_sandbox(simulator=False, tier="starter") as sandbox:
+
+        async def body() -> None:
+            async with client_for(sandbox, rate_limit=False) as client:
+                await churn(client)
+                with pytest.raises(OrderRateLimitError) as caught:
+                    await client.add_order("XBT/USD", "buy", "limit", "0.01", price="1000")
+                assert caught.value.kraken_error == "EOrder:Rate limit exceeded"
+
+        run(body)
+
+
+def test_with_the_mirror_the_client_waits_instead() -> None:
+    with run_sandbox(simulator=False, tier="starter") as sandbox:
+
+        async def body() -> float:
+            async with client_for(sandbox, tier="starter") as client:
+                await churn(client)
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                order = await client.add_order(
+                    "XBT/USD", "buy", "limit", "0.01", price="1000", track=False
+                )
+                waited = loop.time() - started
+                await client.cancel_all()
+                assert order.txid
+                return waited
+
+        waited = run(body)
+        assert 2.0 < waited < 8.0, waited

@@ -1,0 +1,305 @@
+"""Trading through the client against a real sandbox: every call succeeding, order handles
+following the private feeds, every documented failure raising the mapped error, and the
+WebSocket token's lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from krakenws.client import Client, TokenRefreshed
+from krakenws.errors import (
+    ExchangeError,
+    InsufficientFundsError,
+    InvalidArgumentsError,
+    InvalidSessionError,
+    KrakenTimeoutError,
+    OrderMinimumNotMetError,
+    UnknownOrderError,
+    UnknownPairError,
+    UsageError,
+)
+from krakenws.protocol.messages import OpenOrders, OwnTrades
+from krakenws.testing import RunningSandbox
+from tests.client.support import client_for, drain, run, sandbox_fixture
+
+sandbox = sandbox_fixture(main_levels=50)
+
+
+async def far_bid(client: Client, pair: str = "XBT/USD") -> Decimal:
+    """A buy price well below the market (rests on the book, never fills)."""
+    book = await client.book(pair, depth=10)
+    best = book.best_bid()
+    assert best is not None
+    price = (best.price * Decimal("0.8")).quantize(Decimal("0.1"))
+    book.close()
+    return price
+
+
+def test_a_limit_order_is_followed_from_pending_to_canceled(sandbox: RunningSandbox) -> None:
+    async def body() -> None:
+        async with client_for(sandbox) as client:
+            price = await far_bid(client)
+            order = await client.add_order(
+                "XBT/USD", "buy", "limit", volume=Decimal("0.01"), price=price, userref=42
+            )
+            assert order.txid and order.descr and "limit" in order.descr
+            state = await order.wait_status("open", timeout=10)
+            assert state.pair == "XBT/USD" and state.side == "buy"
+            assert state.volume == Decimal("0.01") and state.price == price
+            assert state.userref == 42
+            assert order.txid in client.orders.open_orders
+            await order.cancel()
+            state = await order.wait_done(timeout=10)
+            assert state.status == "canceled" and state.vol_exec == 0
+            assert order.txid not in client.orders.open_orders
+
+    run(body)
+
+
+def test_a_market_order_fills_with_exact_amounts_and_its_fills(sandbox: RunningSandbox) -> None:
+    async def body() -> None:
+        async with client_for(sandbox) as client:
+            trades = await client.own_trades(snapshot=False)
+            order = await client.add_order("ETH/USD", "buy", "market", volume="0.5")
+            state = await order.wait_done(timeout=10)
+            assert state.status == "closed" and state.is_filled
+            assert state.vol_exec == Decimal("0.5")
+            await order.wait_for(lambda s: s.filled_volume == s.vol_exec, timeout=10)
+            assert sum(fill.cost for fill in state.fills) == state.cost
+            assert sum(fill.fee for fill in state.fills) == state.fee
+            assert all(isinstance(fill.price, Decimal) for fill in state.fills)
+            frame = await trades.get(timeout=10)
+            assert isinstance(frame, OwnTrades)
+            assert {trade.ordertxid for _, trade in frame.trades} == {order.txid}
+
+    run(body)
+
+
+def test_amend_edit_and_cancel_many(sandbox: RunningSandbox) -> None:
+    async def body() -> None:
+        async with client_for(sandbox) as client:
+            price = await far_bid(client)
+            first = await client.add_order("XBT/USD", "buy", "limit", "0.01", price=price)
+            second = await client.add_order("XBT/USD", "buy", "limit", "0.02", price=price)
+            await first.wait_status("open", timeout=10)
+            amend_id = await first.amend(limit_price=price - 1)
+            assert amend_id
+            await first.wait_for(lambda s: s.price == price - 1, timeout=10)
+            assert first.txid in client.orders.open_orders  # amended in place: same txid
+            replaced = await second.edit(volume="0.03", price=price - 2)
+            assert replaced.txid != second.txid
+            state = await replaced.wait_status("open", timeout=10)
+            assert state.volume == Decimal("0.03")
+            await second.wait_done(timeout=10)
+            assert await client.cancel_order(first.txid, replaced.txid) == 2
+            for order in (first, replaced):
+                assert (await order.wait_done(timeout=10)).status == "canceled"
+
+    run(body)
+
+
+def test_cancel_all_and_the_dead_mans_switch(sandbox: RunningSandbox) -> None:
+    async def body() -> None:
+        async with client_for(sandbox) as client:
+            price = await far_bid(client)
+            orders = [
+                await client.add_order("XBT/USD", "buy", "limit", "0.01", price=price)
+                for _ in range(3)
+            ]
+            for order in orders:
+                await order.wait_status("open", timeout=10)
+            assert (await client.cancel_all()).count >= 3
+            for order in orders:
+                assert (await order.wait_done(timeout=10)).status == "canceled"
+            armed = await client.cancel_all_orders_after(60)
+            assert armed.trigger_time not in ("", "0")
+            disarmed = await client.cancel_all_orders_after(0)
+            assert disarmed.trigger_time == "0"
+            # Armed for real: it fires and cancels what rests.
+            resting = await client.add_order("XBT/USD", "buy", "limit", "0.01", price=price)
+            await resting.wait_status("open", timeout=10)
+            await client.cancel_all_orders_after(1)
+            assert (await resting.wait_done(timeout=15)).status == "canceled"
+
+    run(body)
+
+
+def test_validate_checks_without_placing(sandbox: RunningSandbox) -> None:
+    async def body() -> None:
+        async with client_for(sandbox) as client:
+            before = len(client.orders)
+            descr = await client.validate_order("XBT/USD", "buy", "limit", "0.01", price="1000")
+            assert "buy" in descr
+            assert len(client.orders) == before
+
+    run(body)
+
+
+@pytest.mark.parametrize(
+    ("order", "error", "text"),
+    [
+        (
+            {"volume": "1000", "ordertype": "limit", "price": "100000"},
+            InsufficientFundsError,
+            "EOrder:Insufficient funds",
+        ),
+        (
+            {"volume": "0.00000001", "ordertype": "limit", "price": "1000"},
+            OrderMinimumNotMetError,
+            "EOrder:Order minimum not met",
+        ),
+        ({"volume": "0.01", "ordertype": "bogus"}, InvalidArgumentsError, "EGeneral:Invalid"),
+        (
+            {"volume": "0.01", "ordertype": "limit", "price": "1000", "leverage": "5"},
+            ExchangeError,
+            "E",
+        ),
+    ],
+)
+def test_refused_orders_raise_the_mapped_error(
+    sandbox: RunningSandbox, order: dict[str, str], error: type[Exception], text: str
+) -> None:
+    async def body() -> None:
+        async with client_for(sandbox) as client:
+            with pytest.raises(error) as caught:
+                await client.add_order(
+                    "XBT/USD",
+                    "buy",
+                    order["ordertype"],
+                    order["volume"],
+                    price=order.get("price"),
+                    leverage=order.get("leverage"),
+                )
+            assert isinstance(caught.value, ExchangeError)
+            assert caught.value.kraken_error.startswith(text)
+
+    run(body)
+
+
+def test_other_refusals(sandbox: RunningSandbox) -> None:
+    async def body() -> None:
+        async with client_for(sandbox) as client:
+            with pytest.raises(UnknownOrderError) as caught:
+                await client.cancel_order("OAAAAA-BBBBB-CCCCCC")
+            assert caught.value.kraken_error == "EOrder:Unknown order"
+            with pytest.raises(UnknownOrderError):
+                await client.amend_order(txid="OAAAAA-BBBBB-CCCCCC", limit_price="100")
+            with pytest.raises(UnknownPairError):
+                await client.add_order("NOPE/USD", "buy", "market", "1")
+            with pytest.raises(UsageError):
+                await client.add_order("XBT/USD", "buy", "limit", "0.01", price=1000.5)  # type: ignore[arg-type]
+            with pytest.raises(UsageError):
+                await client.cancel_order()
+            with pytest.raises(UsageError):
+                await client.amend_order(limit_price="1")
+
+    run(body)
+
+
+def test_private_streams_start_with_snapshots(sandbox: RunningSandbox) -> None:
+    async def body() -> None:
+        async with client_for(sandbox) as client:
+            price = await far_bid(client)
+            order = await client.add_order("XBT/USD", "buy", "limit", "0.01", price=price)
+            await order.wait_status("open", timeout=10)
+        async with client_for(sandbox) as client:
+            orders = await client.open_orders(ratecounter=True)
+            snapshot = await orders.get(timeout=10)
+            assert isinstance(snapshot, OpenOrders) and snapshot.sequence == 1
+            assert order.txid in {txid for txid, _ in snapshot.orders}
+            trades = await client.own_trades()
+            first = await trades.get(timeout=10)
+            assert first.sequence == 1 and first.trades  # earlier tests traded
+            await client.cancel_order(order.txid)
+
+    run(body)
+
+
+def test_tokens_are_fetched_once_for_concurrent_callers(sandbox: RunningSandbox) -> None:
+    async def body() -> None:
+        async with client_for(sandbox) as client:
+            events = client.events()
+            price = await far_bid(client)
+            orders = await asyncio.gather(
+                *(
+                    client.add_order("XBT/USD", "buy", "limit", "0.01", price=price, track=False)
+                    for _ in range(5)
+                )
+            )
+            refreshed = [e for e in drain(events) if isinstance(e, TokenRefreshed)]
+            assert len(refreshed) == 1
+            assert len({order.txid for order in orders}) == 5
+            await client.cancel_all()
+
+    run(body)
+
+
+def test_a_rejected_token_is_replaced_and_the_request_retried(sandbox: RunningSandbox) -> None:
+    async def body() -> None:
+        async with client_for(sandbox, token="not-a-token") as client:
+            events = client.events()
+            state = await client.cancel_all_orders_after(0)
+            assert state.trigger_time == "0"
+            causes = [e.cause for e in drain(events) if isinstance(e, TokenRefreshed)]
+            assert "trading request refused" in causes or any("rejected" in c for c in causes)
+
+    run(body)
+
+
+def test_a_ready_token_without_a_key_is_used_as_is(sandbox: RunningSandbox) -> None:
+    async def body() -> None:
+        async with client_for(sandbox) as keyed:
+            token = (await keyed.rest.get_websockets_token()).token
+        async with Client(sandbox=sandbox.rest_url, token=token, request_timeout=5) as client:
+            assert (await client.cancel_all_orders_after(0)).trigger_time == "0"
+        async with Client(sandbox=sandbox.rest_url, token="bogus", request_timeout=5) as client:
+            with pytest.raises(InvalidSessionError):
+                await client.cancel_all_orders_after(0)
+
+    run(body)
+
+
+def test_private_calls_without_credentials_are_usage_errors(
+    sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KRAKEN_API_KEY", raising=False)
+    monkeypatch.delenv("KRAKEN_API_SECRET", raising=False)
+
+    async def body() -> None:
+        async with Client(sandbox=sandbox.rest_url) as client:
+            with pytest.raises(UsageError, match="API key"):
+                await client.add_order("XBT/USD", "buy", "market", "0.01")
+            with pytest.raises(UsageError):
+                await client.open_orders()
+
+    run(body)
+
+
+def test_credentials_come_from_the_environment(
+    sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KRAKEN_API_KEY", sandbox.api_key)
+    monkeypatch.setenv("KRAKEN_API_SECRET", sandbox.api_secret)
+
+    async def body() -> None:
+        async with Client(sandbox=sandbox.rest_url) as client:
+            assert (await client.cancel_all_orders_after(0)).trigger_time == "0"
+
+    run(body)
+
+
+def test_every_call_has_a_deadline(sandbox: RunningSandbox) -> None:
+    async def body() -> None:
+        async with client_for(sandbox) as client:
+            await client.track_orders()
+            await asyncio.to_thread(sandbox.admin, "faults/delay", {"seconds": 2})
+            try:
+                with pytest.raises(KrakenTimeoutError):
+                    await client.cancel_all_orders_after(0, timeout=0.5)
+            finally:
+                await asyncio.to_thread(sandbox.admin, "faults/delay", {"seconds": 0})
+
+    run(body)
