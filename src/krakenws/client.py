@@ -521,6 +521,7 @@ class LiveBook:
         self._users = 1
         self._release = release
         self._closed = False
+        self._end_error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._sync_waiters: list[asyncio.Future[None]] = []
 
@@ -551,20 +552,25 @@ class LiveBook:
         self.resync_count += 1
 
     def _end(self, error: BaseException | None) -> None:
+        # Waiters wake up and find the book closed (no exception is left unretrieved on a
+        # future nobody awaits any more).
         self._closed = True
+        self._end_error = error
         for waiter in [self._waiter, *self._sync_waiters]:
             if waiter is not None and not waiter.done():
-                if error is None:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(error)
+                waiter.set_result(None)
         self._waiter = None
         self._sync_waiters.clear()
+
+    def _closed_error(self) -> KrakenError:
+        if isinstance(self._end_error, KrakenError):
+            return self._end_error
+        return ConnectionClosedError(f"book {self.pair} is closed")
 
     async def wait_update(self, timeout: float | None = None) -> LiveBook:
         """Wait for the next applied snapshot or update; returns the book itself."""
         if self._closed:
-            raise ConnectionClosedError(f"book {self.pair} is closed")
+            raise self._closed_error()
         if self._waiter is None:
             self._waiter = asyncio.get_running_loop().create_future()
         try:
@@ -572,6 +578,8 @@ class LiveBook:
                 await asyncio.shield(self._waiter)
         except TimeoutError:
             raise KrakenTimeoutError(f"book {self.pair}: no update within {timeout} s") from None
+        if self._closed:
+            raise self._closed_error()
         return self
 
     async def wait_synced(self, timeout: float | None = None) -> LiveBook:
@@ -579,7 +587,7 @@ class LiveBook:
         if self.synced:
             return self
         if self._closed:
-            raise ConnectionClosedError(f"book {self.pair} is closed")
+            raise self._closed_error()
         waiter = asyncio.get_running_loop().create_future()
         self._sync_waiters.append(waiter)
         try:
@@ -587,6 +595,8 @@ class LiveBook:
                 await waiter
         except TimeoutError:
             raise KrakenTimeoutError(f"book {self.pair}: no snapshot within {timeout} s") from None
+        if not self.synced:
+            raise self._closed_error()
         return self
 
     async def updates(self) -> Any:
@@ -2271,6 +2281,28 @@ class Client:
         delay = max(mirror.reserve(key, cost, now, cancel=cancel) for key, cost in charges)
         if delay > 0:
             await asyncio.sleep(delay)
+
+    async def request(self, message: ClientMessage, *, timeout: float | None = None) -> list[Reply]:
+        """Send any prepared trading request (``AddOrder``, ``CancelOrder``... from
+        :mod:`krakenws.protocol.messages`) on the private connection; returns its replies.
+
+        Its ``token`` is replaced by the client's current one (pass ``token=""``) and renewed
+        once if Kraken answers ``ESession:Invalid session``; a refusal raises the mapped
+        :class:`~krakenws.errors.ExchangeError`. This is the escape hatch for fields the
+        typed calls do not take; prefer :meth:`add_order` and friends, which also follow
+        the trading-rate mirror and return handles.
+        """
+        if not isinstance(
+            message,
+            AddOrder | EditOrder | AmendOrder | CancelOrder | CancelAll | CancelAllOrdersAfter,
+        ):
+            raise UsageError(f"{type(message).__name__} is not a trading request")
+        trading = message
+
+        def build(token: str) -> ClientMessage:
+            return msgspec.structs.replace(trading, token=token)
+
+        return await self._trade_replies(build, timeout)
 
     async def add_order(
         self,

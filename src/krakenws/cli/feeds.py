@@ -479,7 +479,7 @@ async def _trading_call(client: Any, command: TradingCall, output: Output) -> No
     prepared = TradingCall(command.endpoint, template)
     # The client's typed calls cover most fields; the command line may give any field of the
     # request (margin, validate, sender_sub_id ...), so the prepared request is sent as is.
-    replies = await client._trade_replies(prepared.request, None)
+    replies = await client.request(prepared.request("", command.reqid))
     for reply in replies:
         output.message(reply)
         txid = getattr(reply, "txid", None)
