@@ -4,8 +4,9 @@
 and returns ``(http_status, payload)``, where payload is Kraken's ``{"error": [...], "result":
 ...}``. It owns: request parsing (form-encoded and JSON bodies), API-Key/API-Sign verification
 with :func:`krakenws.auth.verify_api_sign`, nonces, key permissions, the REST call counter
-(spec 7.6), parameter validation with Kraken's error strings, and the exact result shapes of
-spec 7.4/7.5. Every failure is a Kraken-style error; bad input never produces an HTTP 500.
+(spec 7.6; tiers and costs from :mod:`krakenws.ratelimit`), parameter validation with Kraken's
+error strings, and the exact result shapes of spec 7.4/7.5. Every failure is a Kraken-style
+error; bad input never produces an HTTP 500.
 
 Times and decimals that Kraken sends as JSON numbers (``opentm``, trade ``time``, fee tiers) are
 written with :class:`msgspec.Raw` so that no float is ever involved.
@@ -27,6 +28,7 @@ import msgspec
 from krakenws.auth import verify_api_sign
 from krakenws.errors import ExchangeError, KrakenError, UnknownPairError, UsageError
 from krakenws.pairs import Pair
+from krakenws.ratelimit import REST_TIERS, TRADING_ENDPOINTS, rest_cost
 from krakenws.sandbox.engine.events import LedgerEntry, OrderView, TradeView
 from krakenws.sandbox.engine.requests import OrderRequest
 from krakenws.sandbox.exchange import ApiKey, Exchange
@@ -53,17 +55,6 @@ PERMISSIONS: Final = (
     "create_orders",
     "cancel_orders",
     "websocket",
-)
-# REST call counter per API key: (maximum, decay per second), spec 7.6.
-REST_TIERS: Final = {
-    "starter": (Decimal(15), Decimal("0.33")),
-    "intermediate": (Decimal(20), Decimal("0.5")),
-    "pro": (Decimal(20), Decimal(1)),
-    "unlimited": (Decimal(10) ** 12, Decimal(10) ** 12),
-}
-_HISTORY_COST: Final = frozenset({"Ledgers", "QueryLedgers", "TradesHistory"})
-_TRADING: Final = frozenset(
-    {"AddOrder", "AddOrderBatch", "EditOrder", "CancelOrder", "CancelAll", "CancelAllOrdersAfter"}
 )
 _PAGE: Final = 50
 _Item = TypeVar("_Item")
@@ -95,7 +86,8 @@ class RestCounter:
     def __init__(self, tier: str = "starter") -> None:
         if tier not in REST_TIERS:
             raise UsageError(f"unknown tier {tier!r}")
-        self.maximum, self.decay = REST_TIERS[tier]
+        self.maximum = REST_TIERS[tier].maximum
+        self.decay = REST_TIERS[tier].decay_per_second
         self._state: dict[str, tuple[Decimal, int]] = {}
 
     def spend(self, key: str, cost: int, now: int) -> bool:
@@ -255,10 +247,12 @@ class RestApi:
             assert key is not None
             if permission not in key.permissions:
                 raise _fail("EGeneral:Permission denied")
-            if self.rest_limits and name not in _TRADING:
-                cost = 2 if name in _HISTORY_COST else 1
-                if not self.counter.spend(key.key, cost, self.exchange.now()):
-                    raise _fail("EAPI:Rate limit exceeded")
+            if (
+                self.rest_limits
+                and name not in TRADING_ENDPOINTS
+                and not self.counter.spend(key.key, rest_cost(name), self.exchange.now())
+            ):
+                raise _fail("EAPI:Rate limit exceeded")
             return handler(call)
         raise _RefusedError("EGeneral:Unknown method", 404)
 

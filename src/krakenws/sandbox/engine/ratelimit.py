@@ -8,6 +8,9 @@ counter already stands at the threshold (so a cancel can still cross it, like Kr
 cancels). Times are integer microseconds. *Exempt* accounts (the sandbox's simulated market
 makers, see :mod:`krakenws.sandbox.market`) are never counted nor refused.
 
+The tiers and cost rules live in :mod:`krakenws.ratelimit`, shared with the client's mirror of
+this counter; they are re-exported here.
+
 >>> counter = TradingRateCounter(RATE_TIERS["starter"])
 >>> counter.charge("acct", "XXBTZUSD", ADD_COST, now=0)
 Decimal('1')
@@ -20,12 +23,18 @@ Decimal('3')
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from decimal import Decimal
-from types import MappingProxyType
-from typing import NamedTuple
 
 from krakenws.errors import error_from_kraken
+from krakenws.ratelimit import (
+    ADD_COST,
+    RATE_TIERS,
+    RateTier,
+    amend_cost,
+    cancel_cost,
+    edit_cost,
+)
 
 __all__ = [
     "ADD_COST",
@@ -36,59 +45,6 @@ __all__ = [
     "cancel_cost",
     "edit_cost",
 ]
-
-
-class RateTier(NamedTuple):
-    """A verification tier's trading limits (spec 7.6)."""
-
-    name: str
-    threshold: Decimal
-    decay_per_second: Decimal
-    max_open_orders: int
-    """Open orders per pair (spec 7.6, newer text; Starter assumed 60)."""
-    max_scheduled_orders: int
-
-
-RATE_TIERS: Mapping[str, RateTier] = MappingProxyType(
-    {
-        "starter": RateTier("starter", Decimal(60), Decimal(1), 60, 25),
-        "intermediate": RateTier("intermediate", Decimal(125), Decimal("2.34"), 80, 25),
-        "pro": RateTier("pro", Decimal(180), Decimal("3.75"), 225, 40),
-        # Not Kraken's: for load tests against the sandbox (no rate or open-order limits).
-        "unlimited": RateTier("unlimited", Decimal(10) ** 12, Decimal(10) ** 12, 10**9, 10**9),
-    }
-)
-"""Tier name -> limits (threshold and decay from spec 7.6; ``unlimited`` is the sandbox's own)."""
-
-ADD_COST = Decimal(1)
-"""Adding an order: +1, fixed."""
-
-# (age limit in seconds, extra cost) — first row whose limit exceeds the age applies.
-_AMEND = ((5, 3), (10, 2), (15, 1))
-_EDIT = ((5, 6), (10, 5), (15, 4), (45, 2), (90, 1))
-_CANCEL = ((5, 8), (10, 6), (15, 5), (45, 4), (90, 2), (300, 1))
-
-
-def _age_part(table: tuple[tuple[int, int], ...], age_seconds: Decimal) -> Decimal:
-    for limit, cost in table:
-        if age_seconds < limit:
-            return Decimal(cost)
-    return Decimal(0)
-
-
-def amend_cost(age_seconds: Decimal) -> Decimal:
-    """+1 fixed, +3/+2/+1 under 5/10/15 s."""
-    return 1 + _age_part(_AMEND, age_seconds)
-
-
-def edit_cost(age_seconds: Decimal) -> Decimal:
-    """+1 fixed, +6/+5/+4/+2/+1 under 5/10/15/45/90 s."""
-    return 1 + _age_part(_EDIT, age_seconds)
-
-
-def cancel_cost(age_seconds: Decimal) -> Decimal:
-    """+8/+6/+5/+4/+2/+1 under 5/10/15/45/90/300 s; free after that."""
-    return _age_part(_CANCEL, age_seconds)
 
 
 class TradingRateCounter:
