@@ -2245,6 +2245,10 @@ class Client:
         while True:
             await self._reserve(charges, cancel=cancel)
             replies = await connection.request(build(token), wait)
+            if self.rate_limit:
+                answered = _micros()
+                for key, _ in charges:  # the server charged it by now, at the latest
+                    self.rest.trading_mirror.settle(key, answered)
             error = _reply_error(replies)
             if error is None:
                 return replies
