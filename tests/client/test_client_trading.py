@@ -11,12 +11,17 @@ import pytest
 
 from krakenws.client import Client, TokenRefreshed
 from krakenws.errors import (
+    CostMinimumNotMetError,
+    DeadlineElapsedError,
     ExchangeError,
     InsufficientFundsError,
     InvalidArgumentsError,
     InvalidSessionError,
     KrakenTimeoutError,
+    MarketStateError,
     OrderMinimumNotMetError,
+    PermissionDeniedError,
+    TickSizeError,
     UnknownOrderError,
     UnknownPairError,
     UsageError,
@@ -301,5 +306,70 @@ def test_every_call_has_a_deadline(sandbox: RunningSandbox) -> None:
                     await client.cancel_all_orders_after(0, timeout=0.5)
             finally:
                 await asyncio.to_thread(sandbox.admin, "faults/delay", {"seconds": 0})
+
+    run(body)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "text"),
+    [
+        ({"volume": "0.01", "price": "1000.55"}, TickSizeError, "EOrder:Tick size check failed"),
+        ({"volume": "0.0001", "price": "1"}, CostMinimumNotMetError, "EOrder:Cost minimum not met"),
+        (
+            {"volume": "0.01", "price": "1000", "deadline": "2020-01-01T00:00:00Z"},
+            DeadlineElapsedError,
+            "EService:Deadline elapsed",
+        ),
+    ],
+)
+def test_more_documented_refusals(
+    sandbox: RunningSandbox, options: dict[str, str], error: type[Exception], text: str
+) -> None:
+    async def body() -> None:
+        async with client_for(sandbox) as client:
+            with pytest.raises(error) as caught:
+                await client.add_order(
+                    "XBT/USD",
+                    "buy",
+                    "limit",
+                    options["volume"],
+                    price=options["price"],
+                    deadline=options.get("deadline"),
+                    track=False,
+                )
+            assert isinstance(caught.value, ExchangeError)
+            assert caught.value.kraken_error == text
+
+    run(body)
+
+
+@pytest.mark.parametrize("mode", ["cancel_only", "post_only"])
+def test_market_modes_refuse_new_orders(sandbox: RunningSandbox, mode: str) -> None:
+    async def body() -> None:
+        async with client_for(sandbox) as client:
+            await client.track_orders()
+            await asyncio.to_thread(sandbox.admin, "status", {"status": mode})
+            try:
+                with pytest.raises(MarketStateError) as caught:
+                    await client.add_order("XBT/USD", "buy", "market", "0.001")
+                assert caught.value.kraken_error == f"EService:Market in {mode} mode"
+            finally:
+                await asyncio.to_thread(sandbox.admin, "status", {"status": "online"})
+
+    run(body)
+
+
+def test_a_key_without_trading_permission_is_refused(sandbox: RunningSandbox) -> None:
+    key = sandbox.admin(
+        "keys", {"account": sandbox.account, "permissions": ["query_funds", "websocket"]}
+    )
+
+    async def body() -> None:
+        async with Client(
+            sandbox=sandbox.rest_url, api_key=str(key["key"]), api_secret=str(key["secret"])
+        ) as client:
+            with pytest.raises(PermissionDeniedError) as caught:
+                await client.add_order("XBT/USD", "buy", "market", "0.001", track=False)
+            assert caught.value.kraken_error == "EGeneral:Permission denied"
 
     run(body)
