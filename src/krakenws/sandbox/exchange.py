@@ -108,7 +108,11 @@ def _tag(value: Any) -> Any:
     if isinstance(value, Decimal):
         return {_DEC: str(value)}
     if isinstance(value, dict):
-        return {key: _tag(item) for key, item in value.items()}
+        # Recurse only where there is something to tag (most values are plain text).
+        return {
+            key: _tag(item) if isinstance(item, Decimal | dict) else item
+            for key, item in value.items()
+        }
     return value
 
 
@@ -116,7 +120,9 @@ def _untag(value: Any) -> Any:
     if isinstance(value, dict):
         if len(value) == 1 and _DEC in value:
             return Decimal(value[_DEC])
-        return {key: _untag(item) for key, item in value.items()}
+        return {
+            key: _untag(item) if isinstance(item, dict) else item for key, item in value.items()
+        }
     return value
 
 

@@ -165,6 +165,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (txid) DO UPDATE SET status = excluded.status, userref = excluded.userref,
     closetm = excluded.closetm, view = excluded.view
 """
+_INSERT_JOURNAL = "INSERT INTO journal (kind, args, now, error) VALUES (?, ?, ?, ?)"
+_INSERT_TRADE = "INSERT INTO trades VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT_LEDGER = "INSERT INTO ledger VALUES (?, ?, ?, ?, ?)"
 _UPSERT_BALANCE = """
 INSERT INTO balances (account, asset, amount) VALUES (?, ?, ?)
 ON CONFLICT (account, asset) DO UPDATE SET amount = excluded.amount
@@ -442,43 +445,38 @@ class Store:
         see the module docstring) when this returns.
         """
         orders: dict[str, OrderView] = {}
-        trades: list[tuple[str, str, str, str, int, bytes]] = []
-        ledger: list[tuple[str, str, str, int, bytes]] = []
+        trades: list[tuple[str, str, str, str, int, str]] = []
+        ledger: list[tuple[str, str, str, int, str]] = []
         balances: dict[tuple[str, str], Decimal] = {}
         for event in events:
             if isinstance(event, OrderEvent):
                 orders[event.order.txid] = event.order
             elif isinstance(event, TradeExecuted):
                 t = event.trade
-                trades.append((t.trade_id, t.account, t.ordertxid, t.pair, t.time, _encode(t)))
+                trades.append(
+                    (t.trade_id, t.account, t.ordertxid, t.pair, t.time, _encode(t).decode())
+                )
             elif isinstance(event, LedgerEntryAdded):
                 e = event.entry
-                ledger.append((e.ledger_id, e.account, e.asset, e.time, _encode(e)))
+                ledger.append((e.ledger_id, e.account, e.asset, e.time, _encode(e).decode()))
                 balances[(e.account, e.asset)] = e.balance
-        with self.transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO journal (kind, args, now, error) VALUES (?, ?, ?, ?)",
-                (kind, args, now, error),
-            )
-            if orders:
-                db.executemany(
-                    _UPSERT_ORDER,
-                    [
-                        (o.txid, o.account, o.pair, o.status, o.userref, o.cl_ord_id, o.opentm,
-                         o.closetm, _encode(o).decode())
-                        for o in orders.values()
-                    ],
-                )  # fmt: skip
+        order_rows = [
+            (o.txid, o.account, o.pair, o.status, o.userref, o.cl_ord_id, o.opentm, o.closetm,
+             _encode(o).decode())
+            for o in orders.values()
+        ]  # fmt: skip
+        db = self._db
+        outer = db.in_transaction  # inside a batch: join it (see transaction())
+        if not outer:
+            db.execute("BEGIN IMMEDIATE")
+        try:
+            seq = db.execute(_INSERT_JOURNAL, (kind, args, now, error)).lastrowid
+            if order_rows:
+                db.executemany(_UPSERT_ORDER, order_rows)
             if trades:
-                db.executemany(
-                    "INSERT INTO trades VALUES (?, ?, ?, ?, ?, ?)",
-                    [(*row[:5], row[5].decode()) for row in trades],
-                )
+                db.executemany(_INSERT_TRADE, trades)
             if ledger:
-                db.executemany(
-                    "INSERT INTO ledger VALUES (?, ?, ?, ?, ?)",
-                    [(*row[:4], row[4].decode()) for row in ledger],
-                )
+                db.executemany(_INSERT_LEDGER, ledger)
             if balances:
                 db.executemany(
                     _UPSERT_BALANCE,
@@ -487,7 +485,12 @@ class Store:
                         for (account, asset), amount in balances.items()
                     ],
                 )
-            seq = cursor.lastrowid
+        except BaseException:
+            if not outer:
+                db.execute("ROLLBACK")
+            raise
+        if not outer:
+            db.execute("COMMIT")
         assert seq is not None
         return seq
 

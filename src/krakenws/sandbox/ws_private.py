@@ -105,9 +105,15 @@ class _Subscription:
 # --- number formatting -------------------------------------------------------------------------
 
 
+_QUANTA: dict[int, Decimal] = {}
+
+
 def _fixed(value: Decimal, places: int) -> str:
     """``value`` with exactly ``places`` decimals, half-even rounded."""
-    return f"{value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN):f}"
+    quantum = _QUANTA.get(places)
+    if quantum is None:
+        quantum = _QUANTA[places] = Decimal(1).scaleb(-places)
+    return f"{value.quantize(quantum, rounding=ROUND_HALF_EVEN):f}"
 
 
 def _price_places(pair: Pair) -> int:

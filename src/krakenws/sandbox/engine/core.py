@@ -323,6 +323,8 @@ class Engine:
         self._last_price: dict[str, Decimal] = {}
         self._orders: dict[str, _Order] = {}
         self._open: dict[str, dict[str, _Order]] = {}
+        # The same open orders by (account, pair key): the per-pair caps without a scan.
+        self._open_by_pair: dict[tuple[str, str], dict[str, _Order]] = {}
         self._waiting: dict[str, dict[str, _Order]] = {pair.key: {} for pair in self.markets}
         self._timed: dict[str, _Order] = {}
         self._trades: dict[str, list[TradeView]] = {}
@@ -1020,11 +1022,11 @@ class Engine:
         if state == "limit_only" and order.ordertype != "limit":
             raise error_from_kraken("EService:Market in limit_only mode")
         if not self._rate.is_exempt(order.account):  # exempt: no caps, and no O(n) scan
-            mine = [o for o in self._open.get(order.account, {}).values() if o.pair.key == pair.key]
+            mine = self._open_by_pair.get((order.account, pair.key), {})
             if len(mine) >= self.tier.max_open_orders:
                 raise error_from_kraken("EOrder:Orders limit exceeded")
             if order.starttm is not None and order.starttm > self._now:
-                scheduled = sum(1 for o in mine if o.status == "pending")
+                scheduled = sum(1 for o in mine.values() if o.status == "pending")
                 if scheduled >= self.tier.max_scheduled_orders:
                     raise error_from_kraken("EOrder:Scheduled orders limit exceeded")
         asset, need = self._funds_needed(order)
@@ -1113,6 +1115,7 @@ class Engine:
         order.txid = self._ids.next("O")
         self._orders[order.txid] = order
         self._open.setdefault(order.account, {})[order.txid] = order
+        self._open_by_pair.setdefault((order.account, order.pair.key), {})[order.txid] = order
         if order.expiretm is not None or order.starttm is not None:
             self._timed[order.txid] = order
         self._set_hold(order)
@@ -1334,6 +1337,7 @@ class Engine:
         order.lastupdated = now
         order.cancel_reason = reason
         self._open.get(order.account, {}).pop(order.txid, None)
+        self._open_by_pair.get((order.account, order.pair.key), {}).pop(order.txid, None)
         self._waiting[order.pair.key].pop(order.txid, None)
         self._timed.pop(order.txid, None)
         self._set_hold(order)

@@ -44,8 +44,9 @@ class SeededIds:
 
     def next(self, prefix: str) -> str:
         """A fresh ``PXXXXX-XXXXX-XXXXXX`` id (``P`` = ``prefix``)."""
+        choice = self._rng.choice
         while True:
-            body = "".join(self._rng.choice(_ALPHABET) for _ in range(16))
+            body = "".join([choice(_ALPHABET) for _ in range(16)])
             text = f"{prefix}{body[:5]}-{body[5:10]}-{body[10:]}"
             if text not in self._issued:
                 self._issued.add(text)

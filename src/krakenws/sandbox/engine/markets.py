@@ -87,9 +87,15 @@ class Asset(msgspec.Struct, frozen=True, kw_only=True):
         return entry
 
 
+_QUANTA: dict[int, Decimal] = {}
+
+
 def quantum(places: int) -> Decimal:
     """``10**-places`` as a Decimal (``quantum(2) == Decimal("0.01")``)."""
-    return Decimal(1).scaleb(-places)
+    found = _QUANTA.get(places)
+    if found is None:
+        found = _QUANTA[places] = Decimal(1).scaleb(-places)
+    return found
 
 
 def round_down(value: Decimal, places: int) -> Decimal:
