@@ -409,3 +409,22 @@ def test_exceeded_message_rate(sandbox: RunningSandbox) -> None:
     assert all(r["event"] == "error" and isinstance(r["reqid"], int) for r in refused)
     decode_server(json.dumps(refused[0]))
     assert sum(r.get("event") == "pong" for r in replies) >= 200
+
+
+def test_unlimited_tier_lifts_the_message_rate() -> None:
+    """The sandbox's own load-test tier answers every message (Kraken's tiers keep the limit,
+    see test_exceeded_message_rate)."""
+
+    async def scenario(running: RunningSandbox) -> list[Any]:
+        client = await connect(running)
+        await client.receive()
+        for reqid in range(1, 401):
+            await client.send({"event": "ping", "reqid": reqid})
+        replies = [await client.receive_until(lambda f: "reqid" in f) for _ in range(400)]
+        await client.close()
+        return replies
+
+    with run_sandbox(simulator=False, tier="unlimited") as running:
+        replies = run(lambda: scenario(running))
+    assert [r.get("event") for r in replies] == ["pong"] * 400
+    assert [r["reqid"] for r in replies] == list(range(1, 401))

@@ -12,6 +12,11 @@ from a capture instead of the engine (subscriptions, acks and channelIDs stay he
 Each connection has an outbox drained by its own writer task, so engine events (which arrive
 synchronously, after each committed command) never wait for a slow client; one frame is
 encoded once and shared by every subscriber.
+
+Client messages are rate limited per connection (a token bucket, :data:`MESSAGE_BURST` then
+:data:`MESSAGES_PER_SECOND`; beyond it ``Exceeded msg rate``), except on the sandbox's own
+``unlimited`` tier: that tier is for load tests, and lifts this limit along with the trading
+rate counter and open-order caps. Kraken's tiers (starter, intermediate, pro) keep it.
 """
 
 from __future__ import annotations
@@ -72,10 +77,14 @@ _FIELDS: Final = {
 }
 _REQID_ERROR: Final = "Reqid field must be a positive integer less than 18446744073709551616"
 # Kraken limits client messages per connection ("varies with system load"); the sandbox uses
-# a token bucket generous enough for any sane client: bursts of 200, then 50 per second.
+# a token bucket generous enough for any sane client: bursts of 200, then 50 per second. The
+# sandbox's own ``unlimited`` tier (for load tests, not Kraken's) lifts this limit too.
 MESSAGE_BURST: Final = 200
 MESSAGES_PER_SECOND: Final = 50.0
+UNLIMITED_TIER: Final = "unlimited"
 _ENCODE = msgspec.json.Encoder().encode
+# One decoder for every request (``json.loads`` with options builds a new one per call).
+_DECODE_REQUEST = json.JSONDecoder(parse_float=Decimal).decode
 
 
 class Connection:
@@ -125,12 +134,37 @@ class Connection:
         return bool(self.subscriptions or self.private_channels)
 
     async def write_forever(self) -> None:
-        """Drain the outbox; send a heartbeat after a second of silence once subscribed."""
+        """Drain the outbox; send a heartbeat after a second of silence once subscribed.
+
+        The writer sleeps on ``_wake``, set by :meth:`send_text` and by one timer, armed for
+        ``HEARTBEAT_SECONDS`` after the last frame sent (or a full period when that moment has
+        passed) and re-armed only once it has fired: no ``wait_for`` per wake-up (a task and a
+        timeout for every frame sent).
+        """
         ws = self.ws
-        while not ws.closed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), HEARTBEAT_SECONDS)
-            self._wake.clear()
+        loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle | None = None
+
+        def poke() -> None:
+            nonlocal timer
+            timer = None
+            self._wake.set()
+
+        try:
+            while not ws.closed:
+                if timer is None:
+                    delay = self.last_sent + HEARTBEAT_SECONDS - time.monotonic()
+                    timer = loop.call_later(delay if delay > 0 else HEARTBEAT_SECONDS, poke)
+                await self._wake.wait()
+                self._wake.clear()
+                await self._drain()
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    async def _drain(self) -> None:
+        ws = self.ws
+        if not ws.closed:
             if self.delay:
                 await asyncio.sleep(self.delay)
             while self._outbox and not ws.closed:
@@ -175,6 +209,9 @@ class WsApi:
         self.corrupt_next: set[str] = set()  # wsnames whose next book checksum is corrupted
         self.message_burst = MESSAGE_BURST
         self.messages_per_second = MESSAGES_PER_SECOND
+        # Whether the per-connection message limit applies: not on the sandbox's own
+        # ``unlimited`` tier, which exists for load tests.
+        self.message_limit = exchange.engine.tier.name != UNLIMITED_TIER
         # Set by the server when a capture is replayed: its pairs' public channels come from it.
         self.replay: ReplayFeed | None = None
 
@@ -219,8 +256,14 @@ class WsApi:
                         continue
                     await ws.close(code=1000, message=b"idle")
                     break
-                if message.type == WSMsgType.TEXT and not connection.admit(
-                    time.monotonic(), burst=self.message_burst, per_second=self.messages_per_second
+                if (
+                    message.type == WSMsgType.TEXT
+                    and self.message_limit
+                    and not connection.admit(
+                        time.monotonic(),
+                        burst=self.message_burst,
+                        per_second=self.messages_per_second,
+                    )
                 ):
                     connection.send_json(_rate_error(message.data))
                 elif message.type == WSMsgType.TEXT:
@@ -257,7 +300,7 @@ class WsApi:
     def handle_text(self, connection: Connection, text: str) -> None:
         """Answer one client frame."""
         try:
-            request = json.loads(text, parse_float=Decimal)
+            request = _DECODE_REQUEST(text)
         except (ValueError, RecursionError):
             connection.send_json({"errorMessage": "Malformed request", "event": "error"})
             return
@@ -673,7 +716,8 @@ class WsApi:
     def _publish_trades(self, pair_key: str, batch: list[PublicTrade]) -> None:
         feed = self.feeds[pair_key]
         wsname = feed.pair.wsname
-        self._publish(("trade", wsname), trade_payload(feed.wire, batch))
+        if self._subscribers.get(("trade", wsname)):
+            self._publish(("trade", wsname), trade_payload(feed.wire, batch))
         for interval in OHLC_INTERVALS:
             key = (f"ohlc-{interval}", wsname)
             if self._subscribers.get(key):
@@ -688,7 +732,7 @@ class WsApi:
         best = (bid, ask)
         changed = self._last_best.get(pair_key) != best
         self._last_best[pair_key] = best
-        if changed and bid and ask:
+        if changed and bid and ask and self._subscribers.get(("spread", pair.wsname)):
             self._publish(
                 ("spread", pair.wsname), spread_payload(feed.wire, bid, ask, self.exchange.now())
             )
