@@ -1541,6 +1541,9 @@ class Client:
             await self._rest.close()
         if self._http is not None:
             await self._http.close()
+            if self.ssl is not None or "https:" in self.rest_url or "wss:" in self.ws_url:
+                # aiohttp's graceful shutdown: TLS transports finish closing just after.
+                await asyncio.sleep(0.25)
 
     async def _session(self) -> aiohttp.ClientSession:
         if self._closed:

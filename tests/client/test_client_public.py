@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from krakenws.errors import (
 from krakenws.pairs import Pair, PairRegistry
 from krakenws.protocol.book import checksum_reference
 from krakenws.protocol.messages import Ohlc, Spread, Ticker, Trade
-from krakenws.testing import RunningSandbox
+from krakenws.testing import RunningSandbox, run_sandbox
 from tests.client.support import admin, client_for, drain, run, sandbox_fixture, wait_until
 
 sandbox = sandbox_fixture()
@@ -257,3 +258,27 @@ def test_a_server_that_is_not_there_times_out_cleanly() -> None:
                 await client.ping(timeout=1.0)
 
     run(body)
+
+
+def test_the_client_over_tls_with_the_sandbox_ca(tmp_path: Any) -> None:
+    from krakenws.sandbox.tls import client_ssl_context
+
+    with run_sandbox(main_levels=30, tls=True, tls_dir=str(tmp_path)) as running:
+        assert running.rest_url_tls is not None and running.ca_pem is not None
+        context = client_ssl_context(running.ca_pem)
+
+        async def body() -> None:
+            async with Client(
+                sandbox=running.rest_url_tls,
+                api_key=running.api_key,
+                api_secret=running.api_secret,
+                ssl=context,
+            ) as client:
+                assert client.ws_url.startswith("wss://") and client.ws_auth_url.startswith("wss")
+                book = await client.book("XBT/USD", 10)
+                await book.wait_update(timeout=10)
+                assert book.synced and book.resync_count == 0
+                order = await client.add_order("XBT/USD", "buy", "market", "0.001")
+                assert (await order.wait_done(timeout=10)).status == "closed"
+
+        run(body)

@@ -386,6 +386,9 @@ def test_the_same_flows_over_wss_with_the_exported_ca(tmp_path: Any) -> None:
                     elif isinstance(message, BookUpdate):
                         book.apply(message)
                         updates += 1
+        # aiohttp closes TLS transports a moment after the session (its documented graceful
+        # shutdown): give them that moment, or a later test meets the unclosed socket.
+        await asyncio.sleep(0.25)
 
     with run_sandbox(
         seed=4, main_levels=30, sim_rate=20, tls=True, tls_dir=str(tmp_path)
