@@ -471,7 +471,9 @@ class Store:
             db.execute("BEGIN IMMEDIATE")
         try:
             seq = db.execute(_INSERT_JOURNAL, (kind, args, now, error)).lastrowid
-            if order_rows:
+            if len(order_rows) == 1:  # the common case: execute() costs less than a batch
+                db.execute(_UPSERT_ORDER, order_rows[0])
+            elif order_rows:
                 db.executemany(_UPSERT_ORDER, order_rows)
             if trades:
                 db.executemany(_INSERT_TRADE, trades)

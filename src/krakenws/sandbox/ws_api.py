@@ -180,6 +180,54 @@ class Connection:
                 self.last_sent = time.monotonic()
 
 
+class _IdleTimer:
+    """Closes a connection that sent nothing for ``IDLE_SECONDS`` while nothing is subscribed.
+
+    One timer per connection instead of a timeout around every receive (a timeout object and a
+    timer handle per message): it fires at the last message received + ``IDLE_SECONDS`` and
+    re-arms itself while messages keep coming, or (subscribed) for another full period, as the
+    receive timeout did. When the connection is idle and unsubscribed it cancels the serving
+    task, blocked in ``receive()``; :meth:`take_fired` tells that cancellation from any other
+    and withdraws it, and the task closes the connection (1000 ``idle``).
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.last_received = self.loop.time()
+        self._fired = False
+        self._handle: asyncio.TimerHandle | None = self.loop.call_at(
+            self.last_received + IDLE_SECONDS, self._check
+        )
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        due = self.last_received + IDLE_SECONDS
+        if now < due:
+            self._handle = self.loop.call_at(due, self._check)
+        elif self.connection.subscribed:
+            self.last_received = now  # the receive timeout restarted a full period
+            self._handle = self.loop.call_at(now + IDLE_SECONDS, self._check)
+        else:
+            self._handle = None
+            if self.task is not None and not self.task.done():
+                self._fired = True
+                self.task.cancel()
+
+    def take_fired(self) -> bool:
+        """Whether the cancellation being handled is this timer's (then withdrawn)."""
+        if not self._fired or self.task is None:
+            return False
+        self._fired = False
+        return self.task.uncancel() == 0
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 class _RequestError(Exception):
     def __init__(self, message: str, **echo: Any) -> None:
         super().__init__(message)
@@ -247,15 +295,17 @@ class WsApi:
             }
         )
         writer = asyncio.create_task(connection.write_forever(), name="ws-writer")
+        idle = _IdleTimer(connection)
         try:
             while True:
                 try:
-                    message = await ws.receive(timeout=IDLE_SECONDS)
-                except TimeoutError:
-                    if connection.subscribed:
-                        continue
+                    message = await ws.receive()
+                except asyncio.CancelledError:
+                    if not idle.take_fired():
+                        raise
                     await ws.close(code=1000, message=b"idle")
                     break
+                idle.last_received = idle.loop.time()
                 if (
                     message.type == WSMsgType.TEXT
                     and self.message_limit
@@ -279,6 +329,7 @@ class WsApi:
                 else:
                     break
         finally:
+            idle.cancel()
             connection.closed = True
             self._drop(connection)
             writer.cancel()

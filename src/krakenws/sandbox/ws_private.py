@@ -108,11 +108,21 @@ class _Subscription:
 _QUANTA: dict[int, Decimal] = {}
 
 
-def _fixed(value: Decimal, places: int) -> str:
-    """``value`` with exactly ``places`` decimals, half-even rounded."""
+def _quantum(places: int) -> Decimal:
+    """``10**-places`` (one Decimal per ``places``)."""
     quantum = _QUANTA.get(places)
     if quantum is None:
         quantum = _QUANTA[places] = Decimal(1).scaleb(-places)
+    return quantum
+
+
+def _fixed(value: Decimal, places: int) -> str:
+    """``value`` with exactly ``places`` decimals, half-even rounded."""
+    return f"{value.quantize(_quantum(places), rounding=ROUND_HALF_EVEN):f}"
+
+
+def _at(value: Decimal, quantum: Decimal) -> str:
+    """``value`` at ``quantum`` (from :func:`_quantum`), half-even rounded: :func:`_fixed`."""
     return f"{value.quantize(quantum, rounding=ROUND_HALF_EVEN):f}"
 
 
@@ -120,8 +130,11 @@ def _price_places(pair: Pair) -> int:
     return pair.ws_price_decimals if pair.ws_price_decimals is not None else pair.pair_decimals
 
 
+_VOLUME_QUANTUM = _quantum(_VOLUME_PLACES)
+
+
 def _volume(value: Decimal) -> str:
-    return _fixed(value, _VOLUME_PLACES)
+    return _at(value, _VOLUME_QUANTUM)
 
 
 # --- request field readers ---------------------------------------------------------------------
@@ -187,6 +200,11 @@ class PrivateFeeds:
         self.exchange = exchange
         self.ratecount_as_string = ratecount_as_string
         self._by_outbox: dict[int, dict[str, _Subscription]] = {}
+        # Formatting per pair, computed once: pairs by key, their price quantum, and the
+        # money quantum per (pair key, asset) (see _money).
+        self._pairs: dict[str, Pair] = {}
+        self._price_quanta: dict[str, Decimal] = {}
+        self._money_quanta: dict[tuple[str, str], Decimal] = {}
         self._by_account: dict[str, list[_Subscription]] = {}
         self._unsubscribe: Callable[[], None] | None = exchange.subscribe(self._on_events)
         self._handlers: dict[
@@ -358,13 +376,20 @@ class PrivateFeeds:
             elif isinstance(event, TradeExecuted) and event.trade.account in self._by_account:
                 trades.setdefault(event.trade.account, []).append(event.trade)
         for account in {*orders, *trades}:
+            # The openOrders entries of this batch, built once for every subscription alike.
+            entries: dict[bool, list[tuple[str, dict[str, Any] | None]]] = {}
             for sub in list(self._by_account.get(account, [])):
                 try:
                     if sub.channel == OPEN_ORDERS:
-                        for order_event in orders.get(account, []):
-                            entry = self._order_update(order_event, sub.ratecounter)
+                        built = entries.get(sub.ratecounter)
+                        if built is None:
+                            built = entries[sub.ratecounter] = [
+                                (e.order.txid, self._order_update(e, sub.ratecounter))
+                                for e in orders.get(account, [])
+                            ]
+                        for txid, entry in built:
                             if entry is not None:
-                                self._frame(sub, [{order_event.order.txid: entry}])
+                                self._frame(sub, [{txid: entry}])
                     else:
                         for trade in _consolidated(trades.get(account, []), sub.consolidate_taker):
                             self._frame(sub, [{trade.trade_id: self._trade_json(trade)}])
@@ -375,18 +400,34 @@ class PrivateFeeds:
     # --- order and trade objects --------------------------------------------------------------
 
     def _pair(self, key: str) -> Pair:
-        return self.exchange.engine.markets.pair(key)
+        pair = self._pairs.get(key)
+        if pair is None:  # unknown names raise here (and are not remembered)
+            pair = self._pairs[key] = self.exchange.engine.markets.pair(key)
+        return pair
+
+    def _price_quantum(self, pair: Pair) -> Decimal:
+        quantum = self._price_quanta.get(pair.key)
+        if quantum is None:
+            quantum = self._price_quanta[pair.key] = _quantum(_price_places(pair))
+        return quantum
+
+    def _money_quantum(self, pair: Pair, asset: str) -> Decimal:
+        key = (pair.key, asset)
+        quantum = self._money_quanta.get(key)
+        if quantum is None:
+            places = max(_price_places(pair), self.exchange.engine.markets.asset(asset).decimals)
+            quantum = self._money_quanta[key] = _quantum(places)
+        return quantum
 
     def _money(self, pair: Pair, value: Decimal, asset: str) -> str:
-        places = max(_price_places(pair), self.exchange.engine.markets.asset(asset).decimals)
-        return _fixed(value, places)
+        return _at(value, self._money_quantum(pair, asset))
 
     def _cost_asset(self, order: OrderView, pair: Pair) -> str:
         return pair.base if "viqc" in order.oflags else pair.quote
 
     def _descr(self, order: OrderView, pair: Pair) -> dict[str, Any]:
-        places = _price_places(pair)
-        price, price2 = _fixed(order.price, places), _fixed(order.price2, places)
+        quantum = self._price_quantum(pair)
+        price, price2 = _at(order.price, quantum), _at(order.price2, quantum)
         text = f"{order.type} {_volume(order.vol)} {order.wsname} @ {order.ordertype} {price}"
         if order.ordertype.endswith("-limit"):
             text += f", limit {price2}"
@@ -413,13 +454,27 @@ class PrivateFeeds:
             "vol_exec": _volume(order.vol_exec),
             "cost": self._money(pair, order.cost, self._cost_asset(order, pair)),
             "fee": self._money(pair, order.fee, order.fee_asset),
-            "avg_price": _fixed(order.avg_price, _price_places(pair)),
+            "avg_price": _at(order.avg_price, self._price_quantum(pair)),
         }
 
     def _order_full(self, order: OrderView) -> dict[str, Any]:
-        """The full openOrders object (snapshots and new orders)."""
+        """The full openOrders object (snapshots and new orders), built in one go."""
         pair = self._pair(order.pair)
-        places = _price_places(pair)
+        quantum = self._price_quantum(pair)
+        price, price2 = _at(order.price, quantum), _at(order.price2, quantum)
+        vol = _volume(order.vol)
+        text = f"{order.type} {vol} {order.wsname} @ {order.ordertype} {price}"
+        if order.ordertype.endswith("-limit"):
+            text += f", limit {price2}"
+        close = None
+        parent_close = order.contingent
+        if parent_close is not None:
+            close = f"close position @ {parent_close.ordertype}"
+            if parent_close.price is not None:
+                close += f" {parent_close.price}"
+            if parent_close.price2 is not None:
+                close += f", limit {parent_close.price2}"
+        cost_asset = pair.base if "viqc" in order.oflags else pair.quote
         entry: dict[str, Any] = {
             "refid": None,
             "userref": order.userref,
@@ -427,11 +482,23 @@ class PrivateFeeds:
             "opentm": format_time(order.opentm),
             "starttm": None if order.starttm is None else format_time(order.starttm),
             "expiretm": None if order.expiretm is None else format_time(order.expiretm),
-            "descr": self._descr(order, pair),
-            "vol": _volume(order.vol),
-            **self._progress(order, pair),
-            "stopprice": _fixed(order.stopprice, places),
-            "limitprice": _fixed(order.limitprice, places),
+            "descr": {
+                "pair": order.wsname,
+                "type": order.type,
+                "ordertype": order.ordertype,
+                "price": price,
+                "price2": price2,
+                "leverage": None,
+                "order": text,
+                "close": close,
+            },
+            "vol": vol,
+            "vol_exec": _volume(order.vol_exec),
+            "cost": _at(order.cost, self._money_quantum(pair, cost_asset)),
+            "fee": _at(order.fee, self._money_quantum(pair, order.fee_asset)),
+            "avg_price": _at(order.avg_price, quantum),
+            "stopprice": _at(order.stopprice, quantum),
+            "limitprice": _at(order.limitprice, quantum),
             "misc": ",".join(order.misc),
             "oflags": ",".join(order.oflags),
             "timeinforce": order.timeinforce,

@@ -482,14 +482,14 @@ class Engine:
                 self._rate.check(account, pair.key, ADD_COST, now)
                 self._rate.charge(account, pair.key, ADD_COST, now)
             order = self._build(account, pair, request, now)
-            self._admit(order)
+            hold = self._admit(order)
             descr = self._describe(order)
             close_descr = self._describe_close(order)
             if validate:
                 return AddOrderResult(
                     events=tuple(events), txid=None, descr=descr, close_descr=close_descr
                 )
-            self._place(order, now, events)
+            self._place(order, now, events, hold=hold)
             self._settle(now, events)
             return AddOrderResult(
                 events=tuple(events), txid=order.txid, descr=descr, close_descr=close_descr
@@ -1013,8 +1013,12 @@ class Engine:
         ):
             raise error_from_kraken("EOrder:Cost minimum not met")
 
-    def _admit(self, order: _Order) -> None:
-        """Mode, open-order limits and funds; raises Kraken's errors."""
+    def _admit(self, order: _Order) -> tuple[str, Decimal] | None:
+        """Mode, open-order limits and funds; raises Kraken's errors.
+
+        Returns the order's required hold when that is what was checked (every type but
+        market: the caller places it without computing it again), else None.
+        """
         pair = order.pair
         state = self._state(pair.key)
         if state == "post_only" and not (order.ordertype == "limit" and "post" in order.oflags):
@@ -1032,6 +1036,7 @@ class Engine:
         asset, need = self._funds_needed(order)
         if self.ledger.available(order.account, asset) < need:
             raise error_from_kraken("EOrder:Insufficient funds")
+        return None if order.ordertype == "market" else (asset, need)
 
     def _funds_needed(self, order: _Order) -> tuple[str, Decimal]:
         """What must be available to accept ``order``: its hold, or for market orders what
@@ -1102,8 +1107,9 @@ class Engine:
         fee = _ZERO if order.fee_in_base else round_up(cost * taker / 100, places)
         return asset, cost + fee
 
-    def _set_hold(self, order: _Order) -> None:
-        asset, need = self._required_hold(order)
+    def _set_hold(self, order: _Order, hold: tuple[str, Decimal] | None = None) -> None:
+        """Reserve what ``order`` needs now (``hold``: that, already computed by the caller)."""
+        asset, need = self._required_hold(order) if hold is None else hold
         if order.hold_asset:
             self.ledger.hold(order.account, order.hold_asset, -order.hold)
         self.ledger.hold(order.account, asset, need)
@@ -1111,24 +1117,47 @@ class Engine:
 
     # === internals: placing, matching, finishing ================================================
 
-    def _place(self, order: _Order, now: int, events: list[Event | ContingentRejected]) -> None:
+    def _place(
+        self,
+        order: _Order,
+        now: int,
+        events: list[Event | ContingentRejected],
+        *,
+        hold: tuple[str, Decimal] | None = None,
+    ) -> None:
+        """Register a built and admitted order (``hold``: its required hold, if known)."""
         order.txid = self._ids.next("O")
         self._orders[order.txid] = order
         self._open.setdefault(order.account, {})[order.txid] = order
         self._open_by_pair.setdefault((order.account, order.pair.key), {})[order.txid] = order
         if order.expiretm is not None or order.starttm is not None:
             self._timed[order.txid] = order
-        self._set_hold(order)
-        events.append(OrderPlaced(time=now, order=self._view(order)))
+        self._set_hold(order, hold)
+        view = self._view(order)
+        events.append(OrderPlaced(time=now, order=view))
         if order.starttm is None or order.starttm <= now:
             self._timed_done(order)
-            self._activate(order, now, events)
+            self._activate(order, now, events, placed=view)
 
-    def _activate(self, order: _Order, now: int, events: list[Event | ContingentRejected]) -> None:
+    def _activate(
+        self,
+        order: _Order,
+        now: int,
+        events: list[Event | ContingentRejected],
+        *,
+        placed: OrderView | None = None,
+    ) -> None:
+        """``placed``: the view just taken by :meth:`_place` in the same call. Then the hold
+        set there stands (pending and open orders hold the same), and the open view is that
+        one with the new status and time (nothing else changed)."""
         order.status = "open"
         order.lastupdated = now
-        self._set_hold(order)
-        events.append(OrderOpened(time=now, order=self._view(order)))
+        if placed is None:
+            self._set_hold(order)
+            view = self._view(order)
+        else:
+            view = msgspec.structs.replace(placed, status="open", lastupdated=now)
+        events.append(OrderOpened(time=now, order=view))
         if order.waiting:
             self._waiting[order.pair.key][order.txid] = order
         else:
@@ -1440,6 +1469,8 @@ class Engine:
                 parent, at = self._closes.pop(0)
                 self._place_close(parent, max(at, now), events)
                 continue
+            if not any(self._waiting.values()):  # no trigger order anywhere: nothing to fire
+                return
             fired = None
             for key, waiting in self._waiting.items():
                 last = self._last_price.get(key)

@@ -21,6 +21,8 @@ from typing import Protocol
 __all__ = ["IdSource", "SeededIds"]
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # Kraken ids use base32-like characters
+_SIZE = len(_ALPHABET)
+_BITS = _SIZE.bit_length()  # what random.choice draws per attempt for this length
 
 
 class IdSource(Protocol):
@@ -43,10 +45,20 @@ class SeededIds:
         self._issued: set[str] = set()
 
     def next(self, prefix: str) -> str:
-        """A fresh ``PXXXXX-XXXXX-XXXXXX`` id (``P`` = ``prefix``)."""
-        choice = self._rng.choice
+        """A fresh ``PXXXXX-XXXXX-XXXXXX`` id (``P`` = ``prefix``).
+
+        Draws exactly what ``16 x rng.choice(_ALPHABET)`` draws (``choice`` takes
+        ``getrandbits(len.bit_length())`` until it is below the length), without its two
+        Python calls per character.
+        """
+        getrandbits = self._rng.getrandbits
         while True:
-            body = "".join([choice(_ALPHABET) for _ in range(16)])
+            chars: list[str] = []
+            while len(chars) < 16:
+                r = getrandbits(_BITS)
+                if r < _SIZE:
+                    chars.append(_ALPHABET[r])
+            body = "".join(chars)
             text = f"{prefix}{body[:5]}-{body[5:10]}-{body[10:]}"
             if text not in self._issued:
                 self._issued.add(text)

@@ -27,6 +27,8 @@ from krakenws.sandbox.engine.events import LedgerEntry
 from krakenws.sandbox.engine.ids import IdSource
 from krakenws.sandbox.engine.markets import quantum
 
+_ZEROS: dict[int, Decimal] = {}  # 0 at n decimals, by n
+
 __all__ = ["HOUSE", "Ledger"]
 
 HOUSE = "house"
@@ -49,17 +51,23 @@ class Ledger:
     # --- reading -----------------------------------------------------------------------------
 
     def _zero(self, asset: str) -> Decimal:
-        return Decimal(0).quantize(quantum(self._decimals[asset]))
+        places = self._decimals[asset]
+        zero = _ZEROS.get(places)
+        if zero is None:
+            zero = _ZEROS[places] = Decimal(0).quantize(quantum(places))
+        return zero
 
     def balance(self, account: str, asset: str) -> Decimal:
         """Total balance (held included)."""
         self._check_asset(asset)
-        return self._balances[account].get(asset, self._zero(asset))
+        found = self._balances[account].get(asset)
+        return self._zero(asset) if found is None else found
 
     def held(self, account: str, asset: str) -> Decimal:
         """The part of the balance reserved for open orders."""
         self._check_asset(asset)
-        return self._held[account].get(asset, self._zero(asset))
+        found = self._held[account].get(asset)
+        return self._zero(asset) if found is None else found
 
     def available(self, account: str, asset: str) -> Decimal:
         """Balance minus holds."""
