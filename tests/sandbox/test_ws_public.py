@@ -306,6 +306,16 @@ def test_public_channels_refused_on_the_private_endpoint(sandbox: RunningSandbox
 
 
 def test_heartbeat_after_a_second_of_silence(sandbox: RunningSandbox) -> None:
+    # The simulator trades every pair (ohlc frames included): pause it, so the subscription
+    # below really falls silent.
+    sandbox.admin("simulator", {"paused": True})
+    try:
+        _heartbeat_scenario(sandbox)
+    finally:
+        sandbox.admin("simulator", {"paused": False})
+
+
+def _heartbeat_scenario(sandbox: RunningSandbox) -> None:
     async def scenario() -> None:
         client = await connect(sandbox)
         await client.receive()
