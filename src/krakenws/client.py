@@ -35,7 +35,9 @@ Example (against a sandbox started with ``krakenws sandbox``)::
         state = await order.wait_done()
         print(state.status)  # "canceled"
 
-It must not import :mod:`krakenws.sandbox`.
+The values it hands out live next door: events, results and the reconnect policy in
+:mod:`krakenws.events`, streams, live books and order handles in :mod:`krakenws.streams`
+(all re-exported here). It must not import :mod:`krakenws.sandbox`.
 """
 
 from __future__ import annotations
@@ -47,12 +49,10 @@ import os
 import random
 import ssl as ssl_module
 import time
-from collections import deque
-from collections.abc import Callable, Coroutine, Generator, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Final, Generic, Protocol, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 import aiohttp
 import msgspec
@@ -69,14 +69,33 @@ from krakenws.errors import (
     MessageRateError,
     OrderRateLimitError,
     ProtocolError,
-    SlowConsumerError,
     TransportError,
     UsageError,
     error_from_kraken,
 )
+from krakenws.events import (
+    Backoff,
+    BookResync,
+    BookSynced,
+    CancelAllResult,
+    ClientEvent,
+    Connected,
+    ConnectFailed,
+    DeadManSwitch,
+    Disconnected,
+    FeedResynced,
+    GaveUp,
+    OrdersReconciled,
+    ProtocolProblem,
+    Reconnecting,
+    Resubscribed,
+    SequenceGap,
+    StatusChanged,
+    SubscriptionLost,
+    TokenRefreshed,
+)
 from krakenws.orders import OrderState, OrderTracker
 from krakenws.pairs import PairRegistry
-from krakenws.protocol.book import Level, OrderBook
 from krakenws.protocol.codec import decode_server, encode_client
 from krakenws.protocol.messages import (
     AddOrder,
@@ -122,6 +141,7 @@ from krakenws.protocol.session import (
 )
 from krakenws.ratelimit import ADD_COST, OrderCostKind
 from krakenws.rest import RestClient
+from krakenws.streams import LiveBook, Opening, OrderHandle, Stream
 
 __all__ = [
     "KRAKEN_REST_URL",
@@ -164,563 +184,6 @@ _PRIVATE: Final = "private"
 _TOKEN_MAX_AGE: Final = 600.0  # Kraken: a token must be used within 15 minutes of issue
 _SETTLE_SECONDS: Final = 0.3  # open-ended cancels (by userref): replies within this are one answer
 _RATE_RETRIES: Final = 2  # a request refused with EOrder:Rate limit exceeded: retries after waiting
-
-
-# --- events ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClientEvent:
-    """Something that happened to a connection or to the data; ``endpoint`` is public/private."""
-
-    endpoint: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Connected(ClientEvent):
-    """A WebSocket connection is open (``attempt`` 1 is the first ever)."""
-
-    url: str
-    connection_id: int | None
-    attempt: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class Disconnected(ClientEvent):
-    """A connection ended; ``cause`` says why (closed by server, heartbeats stopped, ...)."""
-
-    cause: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class ConnectFailed(ClientEvent):
-    """An attempt to connect failed."""
-
-    attempt: int
-    error: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Reconnecting(ClientEvent):
-    """The next connection attempt starts after ``delay`` seconds."""
-
-    attempt: int
-    delay: float
-    cause: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class GaveUp(ClientEvent):
-    """The reconnect budget (``Backoff.max_attempts``) is spent; the connection stays down."""
-
-    attempts: int
-    error: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class StatusChanged(ClientEvent):
-    """``systemStatus`` changed (``online``, ``maintenance``, ``cancel_only``, ``post_only``)."""
-
-    status: str
-    previous: str | None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Resubscribed(ClientEvent):
-    """After a reconnect, this many subscriptions were asked for again."""
-
-    subscriptions: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class BookResync(ClientEvent):
-    """A book stopped being trustworthy and is being rebuilt from a fresh snapshot."""
-
-    pair: str
-    depth: int
-    cause: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class BookSynced(ClientEvent):
-    """A book has a fresh snapshot again; its checksum verifies."""
-
-    pair: str
-    depth: int
-    checksum: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class SequenceGap(ClientEvent):
-    """A private feed skipped sequence numbers: messages were lost (healing follows)."""
-
-    channel: str
-    expected: int
-    received: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class FeedResynced(ClientEvent):
-    """A private feed restarted from a fresh snapshot (after a gap or a reconnect)."""
-
-    channel: str
-    cause: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class SubscriptionLost(ClientEvent):
-    """The server ended or refused a subscription the client wanted."""
-
-    channel: str
-    pair: str | None
-    reason: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class TokenRefreshed(ClientEvent):
-    """A new WebSocket token was fetched through REST ``GetWebSocketsToken``."""
-
-    cause: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class OrdersReconciled(ClientEvent):
-    """Orders that ended while the private feed was down, settled from REST ``QueryOrders``."""
-
-    txids: tuple[str, ...]
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProtocolProblem(ClientEvent):
-    """A frame that is not Kraken v1 (or an unsolicited error) arrived; it was skipped."""
-
-    error: str
-
-
-# --- results -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CancelAllResult:
-    """``cancelAll``: how many orders were cancelled."""
-
-    count: int
-
-
-@dataclass(frozen=True)
-class DeadManSwitch:
-    """``cancelAllOrdersAfter``: server time now and when everything will be cancelled
-    (``trigger_time`` ``"0"`` once disabled)."""
-
-    current_time: str
-    trigger_time: str
-
-
-# --- reconnect policy --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delays between connection attempts: exponential, with jitter, bounded on request.
-
-    The n-th attempt after a failure waits between half and all of
-    ``min(maximum, initial * factor**(n-1))`` seconds; after maintenance at least
-    ``after_maintenance`` seconds (Kraken's advice). ``max_attempts=None`` retries forever.
-
-    >>> policy = Backoff(initial=1.0, maximum=8.0)
-    >>> [policy.ceiling(n) for n in (1, 2, 3, 4, 5)]
-    [1.0, 2.0, 4.0, 8.0, 8.0]
-    >>> 0.5 <= policy.delay(1, random.Random(7)) <= 1.0
-    True
-    """
-
-    initial: float = 0.5
-    maximum: float = 30.0
-    factor: float = 2.0
-    max_attempts: int | None = None
-    after_maintenance: float = 5.0
-
-    def ceiling(self, attempt: int) -> float:
-        """The longest wait before attempt number ``attempt`` (1-based)."""
-        return min(self.maximum, self.initial * self.factor ** max(attempt - 1, 0))
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """A jittered wait before attempt ``attempt``: uniform in [ceiling/2, ceiling]."""
-        ceiling = self.ceiling(attempt)
-        return ceiling / 2 + rng.uniform(0.0, ceiling / 2)
-
-
-# --- streams -----------------------------------------------------------------------------------
-
-
-class Stream(Generic[_T]):
-    """An async iterator of one subscription's messages, in arrival order.
-
-    Iterate it (``async for ticker in stream``), or ``await stream.get(timeout)``. Closing it
-    (``stream.close()``, or leaving ``async with``) drops the subscription when no other stream
-    or book uses it. A reader that falls more than ``maxsize`` messages behind gets
-    :class:`~krakenws.errors.SlowConsumerError` instead of silently lost messages.
-    """
-
-    def __init__(
-        self, name: str, *, maxsize: int, on_close: Callable[[], None] | None = None
-    ) -> None:
-        self.name = name
-        self._items: deque[_T] = deque()
-        self._maxsize = maxsize
-        self._waiter: asyncio.Future[None] | None = None
-        self._error: BaseException | None = None
-        self._closed = False
-        self._on_close = on_close
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{len(self._items)} pending"
-        return f"<Stream {self.name} {state}>"
-
-    @property
-    def closed(self) -> bool:
-        """Whether the stream has ended (closed, failed or the client closed)."""
-        return self._closed
-
-    def pending(self) -> int:
-        """Messages received but not read yet."""
-        return len(self._items)
-
-    def _push(self, item: _T) -> None:
-        if self._closed:
-            return
-        if len(self._items) >= self._maxsize:
-            self._fail(SlowConsumerError(f"{self.name}: more than {self._maxsize} unread messages"))
-            return
-        self._items.append(item)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _fail(self, error: BaseException) -> None:
-        if self._closed:
-            return
-        self._error = error
-        self._finish()
-
-    def _finish(self) -> None:
-        self._closed = True
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        on_close, self._on_close = self._on_close, None
-        if on_close is not None:
-            on_close()
-
-    def close(self) -> None:
-        """Stop receiving; unread messages are dropped."""
-        if not self._closed:
-            self._items.clear()
-            self._finish()
-
-    async def aclose(self) -> None:
-        """Same as :meth:`close` (for ``contextlib.aclosing`` and friends)."""
-        self.close()
-
-    def __aiter__(self) -> Stream[_T]:
-        return self
-
-    async def __anext__(self) -> _T:
-        while True:
-            if self._items:
-                return self._items.popleft()
-            if self._error is not None:
-                error, self._error = self._error, None
-                raise error
-            if self._closed:
-                raise StopAsyncIteration
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-
-    async def get(self, timeout: float | None = None) -> _T:
-        """The next message; :class:`~krakenws.errors.KrakenTimeoutError` after ``timeout``."""
-        try:
-            async with asyncio.timeout(timeout):
-                return await self.__anext__()
-        except StopAsyncIteration:
-            raise ConnectionClosedError(f"{self.name}: the stream is closed") from None
-        except TimeoutError:
-            raise KrakenTimeoutError(f"{self.name}: nothing within {timeout} s") from None
-
-    async def __aenter__(self) -> Stream[_T]:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
-    ) -> None:
-        self.close()
-
-
-class _Closable(Protocol):
-    async def aclose(self) -> None: ...
-
-
-_C = TypeVar("_C", bound=_Closable)
-
-
-class Opening(Generic[_C]):
-    """What :meth:`Client.ticker` and friends return: ``await`` it, or ``async with`` it."""
-
-    def __init__(self, opener: Coroutine[Any, Any, _C]) -> None:
-        self._opener = opener
-        self._value: _C | None = None
-
-    def __await__(self) -> Generator[Any, None, _C]:
-        return self._opener.__await__()
-
-    async def __aenter__(self) -> _C:
-        self._value = await self._opener
-        return self._value
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
-    ) -> None:
-        if self._value is not None:
-            await self._value.aclose()
-
-
-# --- books -------------------------------------------------------------------------------------
-
-
-class LiveBook:
-    """A checksum-verified order book that the client keeps current.
-
-    Read it at any time (:meth:`best_bid`, :meth:`asks`, :attr:`book` for the whole
-    :class:`~krakenws.protocol.book.OrderBook`); ``await book.wait_update()`` for the next
-    change, or ``async for book in live_book.updates()``. While :attr:`synced` is False (after a
-    checksum mismatch or a reconnect, until the fresh snapshot arrives) the contents are stale.
-    """
-
-    def __init__(
-        self,
-        pair: str,
-        depth: int,
-        *,
-        price_decimals: int | None,
-        release: Callable[[LiveBook], None],
-    ) -> None:
-        self.pair = pair
-        self.depth = depth
-        self.book = OrderBook(pair, depth, price_decimals=price_decimals)
-        self.synced = False
-        self.update_count = 0
-        """Updates applied with a verified checksum."""
-        self.snapshot_count = 0
-        self.resync_count = 0
-        self.version = 0
-        """Bumped on every applied snapshot or update."""
-        self.last_error: BookError | None = None
-        self._users = 1
-        self._release = release
-        self._closed = False
-        self._end_error: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._sync_waiters: list[asyncio.Future[None]] = []
-
-    def __repr__(self) -> str:
-        state = "synced" if self.synced else "resyncing"
-        return f"<LiveBook {self.pair} depth={self.depth} {state} updates={self.update_count}>"
-
-    def _changed(self) -> None:
-        self.version += 1
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _snapshot(self, message: BookSnapshot) -> None:
-        self.book.apply_snapshot(message.asks, message.bids)
-        self.synced = True
-        self.snapshot_count += 1
-        for waiter in self._sync_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._sync_waiters.clear()
-        self._changed()
-
-    def _unsync(self) -> None:
-        self.synced = False
-        self.resync_count += 1
-
-    def _end(self, error: BaseException | None) -> None:
-        # Waiters wake up and find the book closed (no exception is left unretrieved on a
-        # future nobody awaits any more).
-        self._closed = True
-        self._end_error = error
-        for waiter in [self._waiter, *self._sync_waiters]:
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-        self._waiter = None
-        self._sync_waiters.clear()
-
-    def _closed_error(self) -> KrakenError:
-        if isinstance(self._end_error, KrakenError):
-            return self._end_error
-        return ConnectionClosedError(f"book {self.pair} is closed")
-
-    async def wait_update(self, timeout: float | None = None) -> LiveBook:
-        """Wait for the next applied snapshot or update; returns the book itself."""
-        if self._closed:
-            raise self._closed_error()
-        if self._waiter is None:
-            self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.shield(self._waiter)
-        except TimeoutError:
-            raise KrakenTimeoutError(f"book {self.pair}: no update within {timeout} s") from None
-        if self._closed:
-            raise self._closed_error()
-        return self
-
-    async def wait_synced(self, timeout: float | None = None) -> LiveBook:
-        """Wait until the book holds a fresh snapshot (returns at once when it does)."""
-        if self.synced:
-            return self
-        if self._closed:
-            raise self._closed_error()
-        waiter = asyncio.get_running_loop().create_future()
-        self._sync_waiters.append(waiter)
-        try:
-            async with asyncio.timeout(timeout):
-                await waiter
-        except TimeoutError:
-            raise KrakenTimeoutError(f"book {self.pair}: no snapshot within {timeout} s") from None
-        if not self.synced:
-            raise self._closed_error()
-        return self
-
-    async def updates(self) -> Any:
-        """Async iterator: yields the book after every change, until it is closed."""
-        while not self._closed:
-            try:
-                await self.wait_update()
-            except ConnectionClosedError:
-                return
-            yield self
-
-    def best_bid(self) -> Level | None:
-        """The best bid (price, volume, timestamp), or None on an empty side."""
-        return self.book.best_bid()
-
-    def best_ask(self) -> Level | None:
-        """The best ask, or None on an empty side."""
-        return self.book.best_ask()
-
-    def bids(self, n: int | None = None) -> list[Level]:
-        """The best ``n`` bids (all by default), best first."""
-        return self.book.bids(n)
-
-    def asks(self, n: int | None = None) -> list[Level]:
-        """The best ``n`` asks (all by default), best first."""
-        return self.book.asks(n)
-
-    def spread(self) -> Decimal | None:
-        """Best ask minus best bid."""
-        return self.book.spread()
-
-    def mid(self) -> Decimal | None:
-        """Midpoint of the best bid and ask."""
-        return self.book.mid()
-
-    def checksum(self) -> int:
-        """The CRC32 of the top ten levels, as Kraken computes it."""
-        return self.book.checksum()
-
-    def close(self) -> None:
-        """Stop maintaining the book (unsubscribes when nothing else uses it)."""
-        if not self._closed:
-            self._users -= 1
-            if self._users <= 0:
-                self._end(None)
-                self._release(self)
-
-    async def aclose(self) -> None:
-        """Same as :meth:`close`."""
-        self.close()
-
-    async def __aenter__(self) -> LiveBook:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
-    ) -> None:
-        self.close()
-
-
-# --- orders ------------------------------------------------------------------------------------
-
-
-class OrderHandle:
-    """An accepted order, followed on the private feeds.
-
-    :attr:`state` is its current :class:`~krakenws.orders.OrderState` (status, ``vol_exec``,
-    ``cost``, ``fee``, ``avg_price``, fills). Await :meth:`wait_done`, :meth:`wait_filled`,
-    :meth:`wait_status` or any predicate with :meth:`wait_for`.
-    """
-
-    def __init__(self, client: Client, txid: str, descr: str | None) -> None:
-        self._client = client
-        self.txid = txid
-        self.descr = descr
-
-    def __repr__(self) -> str:
-        state = self.state
-        return f"<OrderHandle {self.txid} {state.status} vol_exec={state.vol_exec}>"
-
-    @property
-    def state(self) -> OrderState:
-        """What the feeds said of this order so far."""
-        return self._client.orders.state(self.txid)
-
-    @property
-    def status(self) -> str:
-        """``pending``, ``open``, ``closed``, ``canceled``, ``expired`` (``unknown`` before the
-        first feed message)."""
-        return self.state.status
-
-    async def wait_for(
-        self, predicate: Callable[[OrderState], bool], timeout: float | None = None
-    ) -> OrderState:
-        """Wait until ``predicate(state)`` holds; returns the state."""
-        return await self._client._wait_order(self.txid, predicate, timeout)
-
-    async def wait_status(self, *statuses: str, timeout: float | None = None) -> OrderState:
-        """Wait until the order's status is one of ``statuses``."""
-        wanted = frozenset(statuses)
-        return await self.wait_for(lambda state: state.status in wanted, timeout)
-
-    async def wait_done(self, timeout: float | None = None) -> OrderState:
-        """Wait until the order is closed, canceled or expired."""
-        return await self.wait_for(lambda state: state.is_done, timeout)
-
-    async def wait_filled(self, timeout: float | None = None) -> OrderState:
-        """Wait until the whole volume has executed."""
-        return await self.wait_for(lambda state: state.is_filled, timeout)
-
-    async def cancel(self, *, timeout: float | None = None) -> None:
-        """Cancel this order."""
-        await self._client.cancel_order(self.txid, timeout=timeout)
-
-    async def amend(self, **changes: Any) -> str | None:
-        """Amend this order in place (see :meth:`Client.amend_order`); returns the amend id."""
-        return await self._client.amend_order(txid=self.txid, **changes)
-
-    async def edit(self, **changes: Any) -> OrderHandle:
-        """Replace this order (see :meth:`Client.edit_order`); returns the new order."""
-        pair = changes.pop("pair", None) or self.state.pair
-        if pair is None:
-            raise UsageError("the order's pair is not known yet; pass pair=")
-        return await self._client.edit_order(self.txid, pair, **changes)
 
 
 # --- one connection ----------------------------------------------------------------------------
