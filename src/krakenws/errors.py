@@ -315,7 +315,7 @@ class TransportError(KrakenError):
 
 
 class ConnectionClosedError(TransportError):
-    """The WebSocket closed while a request was outstanding."""
+    """The connection (WebSocket or HTTP) closed while a request was outstanding."""
 
 
 class KrakenTimeoutError(TransportError, TimeoutError):

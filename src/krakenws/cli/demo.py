@@ -12,7 +12,7 @@ import argparse
 import asyncio
 from collections.abc import Awaitable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from krakenws.cli.feeds import (
     Output,
@@ -23,6 +23,9 @@ from krakenws.cli.feeds import (
 )
 from krakenws.cli.usage import PublicFeed
 from krakenws.errors import ExchangeError
+
+if TYPE_CHECKING:
+    from krakenws.client import Client
 
 __all__ = ["add_parser", "run"]
 
@@ -58,7 +61,7 @@ class _Demo:
         self.pair = pair
         self.duration = duration
 
-    async def __call__(self, client: Any, output: Output) -> list[Awaitable[None]]:
+    async def __call__(self, client: Client, output: Output) -> list[Awaitable[None]]:
         output.count_frames = False
         status = [follow_status(client.frames(name), output) for name in ("public", "private")]
         orders = await client.open_orders()
@@ -68,7 +71,7 @@ class _Demo:
             self.trade(client, output),
         ]
 
-    async def trade(self, client: Any, output: Output) -> None:
+    async def trade(self, client: Client, output: Output) -> None:
         pause = max(self.duration / 4, 0.5)
         book = await client.book(self.pair, 10)
         try:

@@ -29,7 +29,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -53,6 +53,12 @@ from krakenws.errors import (
     TransportError,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from krakenws.client import Client
+    from krakenws.events import ClientEvent
+    from krakenws.protocol.messages import OwnTrades
+    from krakenws.streams import LiveBook, Stream
 
 __all__ = [
     "SANDBOX_URL_ENV",
@@ -299,7 +305,7 @@ class Output:
         if not self.count_frames:
             self._shown()
 
-    def book(self, live: Any, checksum_ok: bool | None) -> None:
+    def book(self, live: LiveBook, checksum_ok: bool | None) -> None:
         if self.done.is_set():
             return
         self.renderer.book(live.book, checksum_ok=checksum_ok)
@@ -330,18 +336,18 @@ class Output:
 # --- producers: each follows one source until cancelled ----------------------------------------
 
 
-async def follow_stream(stream: Any, output: Output) -> None:
+async def follow_stream(stream: Stream[Any], output: Output) -> None:
     async for message in stream:
         output.message(message)
     raise ConnectionClosedError(f"{stream.name}: the subscription ended")
 
 
-async def follow_frames(stream: Any, output: Output) -> None:
+async def follow_frames(stream: Stream[str], output: Output) -> None:
     async for frame in stream:
         output.raw(frame)
 
 
-async def follow_status(stream: Any, output: Output) -> None:
+async def follow_status(stream: Stream[str], output: Output) -> None:
     """The connection's own events (``systemStatus``, subscription acks), shown as the
     reference script shows them; not counted by ``--count``."""
     from krakenws.protocol.codec import decode_server
@@ -358,7 +364,7 @@ async def follow_status(stream: Any, output: Output) -> None:
             output.renderer.message(message)
 
 
-async def follow_book(live: Any, output: Output) -> None:
+async def follow_book(live: LiveBook, output: Output) -> None:
     snapshots, resyncs = live.snapshot_count, live.resync_count
     try:
         output.book(live, None)
@@ -378,7 +384,7 @@ async def follow_book(live: Any, output: Output) -> None:
         live.close()
 
 
-async def _follow_balances(client: Any, trades: Any, output: Output) -> None:
+async def _follow_balances(client: Client, trades: Stream[OwnTrades], output: Output) -> None:
     latest = await client.rest.balance()
     output.balances(latest)
     async for message in trades:
@@ -423,7 +429,7 @@ async def drive(producers: list[Awaitable[None]], output: Output, duration: floa
 # --- opening a feed ----------------------------------------------------------------------------
 
 
-async def open_feed(client: Any, command: FeedCommand, output: Output) -> list[Awaitable[None]]:
+async def open_feed(client: Client, command: FeedCommand, output: Output) -> list[Awaitable[None]]:
     """Subscribe what ``command`` needs; the producers that show it (none for one-shot calls,
     which are done and shown here)."""
     if isinstance(command, PingCommand):
@@ -436,6 +442,7 @@ async def open_feed(client: Any, command: FeedCommand, output: Output) -> list[A
     if isinstance(command, PublicFeed):
         return await _open_public(client, command, output)
     if isinstance(command, PrivateFeed):
+        stream: Stream[Any]
         if command.endpoint == "openOrders":
             stream = await client.open_orders(ratecounter=bool(command.ratecounter))
         else:
@@ -451,7 +458,9 @@ async def open_feed(client: Any, command: FeedCommand, output: Output) -> list[A
     return []
 
 
-async def _open_public(client: Any, command: PublicFeed, output: Output) -> list[Awaitable[None]]:
+async def _open_public(
+    client: Client, command: PublicFeed, output: Output
+) -> list[Awaitable[None]]:
     pairs = await client.resolve_pairs(command.pairs)
     if command.endpoint == "book":
         depth = command.depth if command.depth is not None else 10
@@ -470,7 +479,7 @@ async def _open_public(client: Any, command: PublicFeed, output: Output) -> list
     return [follow_stream(stream, output)]
 
 
-async def _trading_call(client: Any, command: TradingCall, output: Output) -> None:
+async def _trading_call(client: Client, command: TradingCall, output: Output) -> None:
     template = command.template
     pair = getattr(template, "pair", msgspec.UNSET)
     if isinstance(pair, str):
@@ -590,7 +599,7 @@ def _discard(coroutines: list[Awaitable[None]]) -> None:
             coroutine.close()
 
 
-async def _unreachable(events: Any, error: BaseException) -> BaseException:
+async def _unreachable(events: Stream[ClientEvent], error: BaseException) -> BaseException:
     """The connection failure behind a startup timeout, if the client saw one."""
     from krakenws.client import ConnectFailed
 

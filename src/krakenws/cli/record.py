@@ -14,7 +14,7 @@ import sys
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from krakenws.cli.feeds import (
     Output,
@@ -27,6 +27,9 @@ from krakenws.cli.feeds import (
 from krakenws.cli.render import Renderer
 from krakenws.cli.usage import PingCommand, TradingCall, parse_feed_command
 from krakenws.errors import UsageError
+
+if TYPE_CHECKING:
+    from krakenws.client import Client
 
 __all__ = ["CaptureWriter", "add_parser", "run"]
 
@@ -118,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     command, *more = commands
     private = any(command.needs_token for command in commands)
 
-    async def frames(client: Any, output: Output) -> list[Awaitable[None]]:
+    async def frames(client: Client, output: Output) -> list[Awaitable[None]]:
         producers: list[Awaitable[None]] = [follow_frames(client.frames("public"), output)]
         if private:
             producers.append(follow_frames(client.frames("private"), output))
