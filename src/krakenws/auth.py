@@ -61,7 +61,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlencode
@@ -82,6 +82,7 @@ __all__ = [
     "clock_microseconds",
     "clock_milliseconds",
     "default_nonce_directory",
+    "form_value",
     "next_nonce",
     "nonce_source",
     "sign_request",
@@ -150,8 +151,10 @@ def verify_api_sign(urlpath: str, nonce: int | str, body: str, secret: str, sign
 # --- request bodies ----------------------------------------------------------------------------
 
 
-def _form_value(name: str, value: object) -> str | None:
-    """One parameter as Kraken's form encoding wants it; None means "leave the field out"."""
+def form_value(name: str, value: object) -> str | None:
+    """One parameter as Kraken's form and query encodings want it; None means "leave the
+    field out". Booleans are ``true``/``false``, Decimals plain, lists comma-separated;
+    floats are refused (money travels as exact text)."""
     if value is None:
         return None
     if isinstance(value, bool):  # before int: bool is an int
@@ -167,9 +170,9 @@ def _form_value(name: str, value: object) -> str | None:
         return format(value, "f")
     if isinstance(value, str | int):
         return str(value)
-    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
-        # Kraken takes lists (txid, pair, ...) as comma-separated text in form bodies.
-        parts = [_form_value(name, item) for item in value]
+    if isinstance(value, Iterable) and not isinstance(value, bytes | bytearray | Mapping):
+        # Kraken takes lists (txid, pair, ...) as comma-separated text.
+        parts = [form_value(name, item) for item in value]
         return ",".join(part for part in parts if part is not None)
     raise UsageError(f"parameter {name!r} has unsupported type {type(value).__name__}")
 
@@ -229,7 +232,7 @@ def sign_request(
     else:
         fields = [("nonce", nonce_text)]
         for name, value in params.items():
-            text = _form_value(name, value)
+            text = form_value(name, value)
             if text is not None:
                 fields.append((name, text))
         body = urlencode(fields)

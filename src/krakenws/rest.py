@@ -61,14 +61,14 @@ from __future__ import annotations
 import asyncio
 import ssl as _ssl
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 import aiohttp
 import msgspec
 
-from krakenws.auth import nonce_source, sign_request
+from krakenws.auth import form_value, nonce_source, sign_request
 from krakenws.errors import (
     ConnectionClosedError,
     ExchangeError,
@@ -506,25 +506,6 @@ def _monotonic_micros() -> int:
     return time.monotonic_ns() // 1000
 
 
-def _query_value(name: str, value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        raise UsageError(f"parameter {name!r} is a float ({value!r}); pass a str, int or Decimal")
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise UsageError(f"parameter {name!r} is not a finite number: {value}")
-        return format(value, "f")
-    if isinstance(value, str | int):
-        return str(value)
-    if isinstance(value, Iterable):
-        parts = [_query_value(name, item) for item in value]
-        return ",".join(part for part in parts if part is not None)
-    raise UsageError(f"parameter {name!r} has unsupported type {type(value).__name__}")
-
-
 def _truthy(value: object) -> bool:
     return value is True or (isinstance(value, str | int) and str(value).lower() in ("true", "1"))
 
@@ -688,7 +669,7 @@ class RestClient:
 
         Retried on rate-limit answers (read-only); see the module docstring."""
         query = _params(params or {}, options)
-        fields = {k: text for k, v in query.items() if (text := _query_value(k, v)) is not None}
+        fields = {k: text for k, v in query.items() if (text := form_value(k, v)) is not None}
         return await self._retrying(
             lambda: self._exchange(name, "GET", f"/0/public/{name}", query=fields), rest=False
         )
