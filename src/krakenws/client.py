@@ -49,10 +49,10 @@ import os
 import random
 import ssl as ssl_module
 import time
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, TypeAlias, TypeVar, cast
 
 import aiohttp
 import msgspec
@@ -129,6 +129,7 @@ from krakenws.protocol.messages import (
     Unsubscribe,
 )
 from krakenws.protocol.session import (
+    PRIVATE_CHANNELS,
     HeartbeatMonitor,
     Reply,
     RequestTracker,
@@ -183,6 +184,11 @@ _PUBLIC: Final = "public"
 _PRIVATE: Final = "private"
 _TOKEN_MAX_AGE: Final = 600.0  # Kraken: a token must be used within 15 minutes of issue
 _SETTLE_SECONDS: Final = 0.3  # open-ended cancels (by userref): replies within this are one answer
+_Request = TypeVar("_Request", Subscribe, Unsubscribe)
+_NO_CREDENTIALS: Final = (
+    "private feeds and trading need an API key and secret (arguments, or the "
+    "KRAKEN_API_KEY / KRAKEN_API_SECRET environment variables) or a token"
+)
 _RATE_RETRIES: Final = 2  # a request refused with EOrder:Rate limit exceeded: retries after waiting
 
 
@@ -408,7 +414,6 @@ class _Connection:
                 "the connection closed before the reply arrived "
                 "(a trading request may or may not have taken effect)"
             )
-            self.client._connection_lost(self)
         return cause
 
     def _resubscribe_requests(self) -> list[Subscribe]:
@@ -523,67 +528,44 @@ class _Connection:
     async def subscribe(self, request: Subscribe, timeout: float | None) -> None:
         """Want a subscription and wait until the server confirms (or refuses) it."""
         keys = self.registry.want(request)
-        loop = asyncio.get_running_loop()
-        waiters = []
-        for key in keys:
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._sub_waiters.setdefault(key, []).append(waiter)
-            waiters.append(waiter)
-        self.start()
-        if self.online:
-            if request.subscription.name in ("openOrders", "ownTrades"):
-                subscription = msgspec.structs.replace(request.subscription, token=self._token)
-                request = msgspec.structs.replace(request, subscription=subscription)
-            await self.send_subscribe(request)
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.gather(*waiters)
-        except TimeoutError:
-            raise KrakenTimeoutError(
-                f"subscribe {channel_name_of(request.subscription)}: "
-                f"no confirmation within {timeout} s"
-            ) from None
-        finally:
-            for key, waiter in zip(keys, waiters, strict=True):
-                queue = self._sub_waiters.get(key)
-                if queue is not None and waiter in queue:
-                    queue.remove(waiter)
-                    if not queue:
-                        del self._sub_waiters[key]
+        with _waiting(self._sub_waiters, keys) as waiters:
+            self.start()
+            if self.online:
+                await self.send_subscribe(self._with_token(request))
+            try:
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*waiters)
+            except TimeoutError:
+                raise KrakenTimeoutError(
+                    f"subscribe {channel_name_of(request.subscription)}: "
+                    f"no confirmation within {timeout} s"
+                ) from None
 
     async def unsubscribe(self, request: Unsubscribe, timeout: float | None) -> None:
         """Stop wanting a subscription; waits for the server's ack when connected."""
         keys = self.registry.unwant(request)
         if not self.online:
             return
-        loop = asyncio.get_running_loop()
-        waiters = []
-        for key in keys:
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._unsub_waiters.setdefault(key, []).append(waiter)
-            waiters.append(waiter)
-        try:
-            if request.subscription is not UNSET and request.subscription.name in (
-                "openOrders",
-                "ownTrades",
-            ):
-                subscription = msgspec.structs.replace(request.subscription, token=self._token)
-                request = msgspec.structs.replace(request, subscription=subscription)
-            registered = self.requests.register(request)
-            await self.send(registered)
-            async with asyncio.timeout(timeout):
-                await asyncio.gather(*waiters)
-        except (TimeoutError, ConnectionClosedError):
-            pass  # gone with the connection, or never acked: either way it is not wanted
-        finally:
-            if isinstance(request.reqid, int):
-                self.requests.finish(request.reqid)
-            for key, waiter in zip(keys, waiters, strict=True):
-                queue = self._unsub_waiters.get(key)
-                if queue is not None and waiter in queue:
-                    queue.remove(waiter)
-                    if not queue:
-                        del self._unsub_waiters[key]
+        with _waiting(self._unsub_waiters, keys) as waiters:
+            registered = self.requests.register(self._with_token(request))
+            try:
+                await self.send(registered)
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*waiters)
+            except (TimeoutError, ConnectionClosedError):
+                pass  # gone with the connection, or never acked: either way it is not wanted
+            finally:
+                assert isinstance(registered.reqid, int)
+                self.requests.finish(registered.reqid)
+
+    def _with_token(self, request: _Request) -> _Request:
+        """A private (un)subscribe carries the connection's token; public ones are as given."""
+        subscription = request.subscription
+        if subscription is UNSET or subscription.name not in PRIVATE_CHANNELS:
+            return request
+        return msgspec.structs.replace(
+            request, subscription=msgspec.structs.replace(subscription, token=self._token)
+        )
 
     # receiving
 
@@ -669,7 +651,7 @@ class _Connection:
             self.client._spawn(again())
             return
         for key in self.registry.want(request):
-            self._resolve_sub_waiters(key, error_from_kraken(error))
+            _resolve(self._sub_waiters, key, error_from_kraken(error))
 
     def on_subscription_status(self, status: SubscriptionStatus) -> None:
         reqid = status.reqid
@@ -685,33 +667,20 @@ class _Connection:
         if key is None:
             return
         if status.status == "subscribed":
-            self._resolve_sub_waiters(key, None)
+            _resolve(self._sub_waiters, key, None)
             self.client._subscription_confirmed(self, key)
         elif status.status == "unsubscribed":
-            for waiter in self._unsub_waiters.pop(key, []):
-                if not waiter.done():
-                    waiter.set_result(None)
+            _resolve(self._unsub_waiters, key, None)
             self.client._subscription_ended(self, key, "unsubscribed by the server")
         elif status.status == "error":
             message = status.error_message or "error"
             if message == "Already subscribed":
-                self._resolve_sub_waiters(key, None)
+                _resolve(self._sub_waiters, key, None)
             elif key in self._unsub_waiters:
-                for waiter in self._unsub_waiters.pop(key, []):
-                    if not waiter.done():
-                        waiter.set_result(None)
+                _resolve(self._unsub_waiters, key, None)
             elif message != "ESession:Invalid session":
-                self._resolve_sub_waiters(key, error_from_kraken(message))
+                _resolve(self._sub_waiters, key, error_from_kraken(message))
                 self.client._subscription_ended(self, key, message)
-
-    def _resolve_sub_waiters(self, key: SubscriptionKey, error: KrakenError | None) -> None:
-        for waiter in self._sub_waiters.pop(key, []):
-            if waiter.done():
-                continue
-            if error is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(error)
 
     # liveness
 
@@ -749,6 +718,40 @@ class _Connection:
         return any(self.registry.state(key) is SubscriptionState.ACTIVE for key in self.registry)
 
 
+_Waiters: TypeAlias = dict[SubscriptionKey, list[asyncio.Future[None]]]
+
+
+@contextlib.contextmanager
+def _waiting(
+    table: _Waiters, keys: Sequence[SubscriptionKey]
+) -> Iterator[list[asyncio.Future[None]]]:
+    """One future per key, registered in ``table`` for the block and removed after it."""
+    loop = asyncio.get_running_loop()
+    waiters: list[asyncio.Future[None]] = [loop.create_future() for _ in keys]
+    for key, waiter in zip(keys, waiters, strict=True):
+        table.setdefault(key, []).append(waiter)
+    try:
+        yield waiters
+    finally:
+        for key, waiter in zip(keys, waiters, strict=True):
+            queue = table.get(key)
+            if queue is not None and waiter in queue:
+                queue.remove(waiter)
+                if not queue:
+                    del table[key]
+
+
+def _resolve(table: _Waiters, key: SubscriptionKey, error: KrakenError | None) -> None:
+    """Wake everything waiting on ``key`` in ``table``: done, or failed with ``error``."""
+    for waiter in table.pop(key, []):
+        if waiter.done():
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
+
+
 def _settle_future(future: asyncio.Future[list[Reply]], replies: list[Reply]) -> None:
     if not future.done():
         future.set_result(list(replies))
@@ -781,11 +784,6 @@ class _Tokens:
         self._fixed = token is not None
         self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
-        self.fetches = 0
-
-    @property
-    def current(self) -> str | None:
-        return self._token
 
     async def get(self, *, fresh_after: float | None = None, replacing: str | None = None) -> str:
         """A usable token: the current one, or a new one if it is missing, older than
@@ -807,17 +805,13 @@ class _Tokens:
             if not self._client._has_credentials():
                 if token is not None and self._fixed and replacing is None:
                     return token
-                raise UsageError(
-                    "private feeds and trading need an API key and secret (arguments, or the "
-                    "KRAKEN_API_KEY / KRAKEN_API_SECRET environment variables) or a token"
-                )
+                raise UsageError(_NO_CREDENTIALS)
             cause = "first use" if token is None else "renewal"
             if replacing is not None:
                 cause = "the server rejected the token"
             result = await self._client.rest.get_websockets_token()
             self._token = result.token
             self._fetched_at = loop.time()
-            self.fetches += 1
             self._client._emit(TokenRefreshed(endpoint=_PRIVATE, cause=cause))
             return self._token
 
@@ -845,6 +839,23 @@ def _money(name: str, value: Decimal | str | int | None) -> str | None:
 def _set(**fields: Any) -> dict[str, Any]:
     """Only the fields that were given (None means absent)."""
     return {name: value for name, value in fields.items() if value is not None}
+
+
+def _add_order_request(
+    pair: str, side: str, ordertype: str, volume: Decimal | str | int, **fields: Any
+) -> Callable[[str], ClientMessage]:
+    """The addOrder request for a token (``fields`` already in wire form; None: absent)."""
+    wire_volume = _money("volume", volume)
+    if wire_volume is None:
+        raise UsageError("volume is required")
+    given = _set(**fields)
+
+    def build(token: str) -> ClientMessage:
+        return AddOrder(
+            token=token, pair=pair, type=side, ordertype=ordertype, volume=wire_volume, **given
+        )
+
+    return build
 
 
 class Client:
@@ -917,7 +928,6 @@ class Client:
         self._rng = random.Random(seed)
         self.orders = OrderTracker()
         """Every order seen on the private feeds (see :class:`~krakenws.orders.OrderTracker`)."""
-        self._started = False
         self._closed = False
         self._http: aiohttp.ClientSession | None = None
         self._rest: RestClient | None = None
@@ -933,7 +943,6 @@ class Client:
         self._open_orders_sinks: list[Stream[OpenOrders]] = []
         self._own_trades_sinks: list[Stream[OwnTrades]] = []
         self._order_waiters: dict[str, list[asyncio.Future[None]]] = {}
-        self._tracking: asyncio.Task[None] | None = None
         self._pairs_lock: asyncio.Lock | None = None
         self._handlers: dict[type[Any], Callable[[_Connection, Any], None]] = {
             BookUpdate: self._on_book_update,
@@ -1103,9 +1112,6 @@ class Client:
         else:
             connection._healing.clear()
 
-    def _connection_lost(self, connection: _Connection) -> None:
-        del connection
-
     def _connection_gave_up(self, connection: _Connection, error: BaseException) -> None:
         failure = ConnectionClosedError(f"{connection.endpoint} connection gave up: {error}")
         for key, sinks in list(self._sinks.items()):
@@ -1125,7 +1131,7 @@ class Client:
                         waiter.set_exception(failure)
 
     def _subscription_confirmed(self, connection: _Connection, key: SubscriptionKey) -> None:
-        if self._users.get(key, 0) <= 0 and key.channel_name not in ("openOrders", "ownTrades"):
+        if self._users.get(key, 0) <= 0 and key.channel_name not in PRIVATE_CHANNELS:
             # Confirmed after every user left: drop it again.
             self._spawn(self._unsubscribe(connection, key))
 
@@ -1509,10 +1515,7 @@ class Client:
 
     async def _private_ready(self, timeout: float | None) -> _Connection:
         if not self._has_credentials() and self._initial_token is None:
-            raise UsageError(
-                "private feeds and trading need an API key and secret (arguments, or the "
-                "KRAKEN_API_KEY / KRAKEN_API_SECRET environment variables) or a token"
-            )
+            raise UsageError(_NO_CREDENTIALS)
         connection = self._connection(_PRIVATE)
         await connection.ready(timeout)
         return connection
@@ -1600,7 +1603,7 @@ class Client:
                 status.channel_name if isinstance(status.channel_name, str) else "openOrders",
                 None,
             )
-            connection._resolve_sub_waiters(key, InvalidSessionError("ESession:Invalid session"))
+            _resolve(connection._sub_waiters, key, InvalidSessionError("ESession:Invalid session"))
             self._emit(
                 SubscriptionLost(
                     endpoint=_PRIVATE, channel=key.channel_name, pair=None, reason=str(error)
@@ -1808,7 +1811,11 @@ class Client:
         [name] = await self.resolve_pairs([pair])
         if track:
             await self.track_orders(timeout=timeout)
-        fields = _set(
+        build = _add_order_request(
+            name,
+            side,
+            ordertype,
+            volume,
             price=_money("price", price),
             price2=_money("price2", price2),
             leverage=_money("leverage", leverage),
@@ -1825,19 +1832,6 @@ class Client:
             close_price=_money("close_price", close_price),
             close_price2=_money("close_price2", close_price2),
         )
-        wire_volume = _money("volume", volume)
-        assert wire_volume is not None
-
-        def build(token: str) -> ClientMessage:
-            return AddOrder(
-                token=token,
-                pair=name,
-                type=side,
-                ordertype=ordertype,
-                volume=wire_volume,
-                **fields,
-            )
-
         key = self._rate_key(name) or name
         reply = await self._trade(build, timeout, [(key, ADD_COST)])
         assert isinstance(reply, AddOrderStatus)
@@ -1861,21 +1855,16 @@ class Client:
     ) -> str:
         """Check an order without placing it (``validate``); returns Kraken's description."""
         [name] = await self.resolve_pairs([pair])
-        wire_volume = _money("volume", volume)
-        assert wire_volume is not None
-        fields = _set(price=_money("price", price), price2=_money("price2", price2), oflags=oflags)
-
-        def build(token: str) -> ClientMessage:
-            return AddOrder(
-                token=token,
-                pair=name,
-                type=side,
-                ordertype=ordertype,
-                volume=wire_volume,
-                validate=True,
-                **fields,
-            )
-
+        build = _add_order_request(
+            name,
+            side,
+            ordertype,
+            volume,
+            price=_money("price", price),
+            price2=_money("price2", price2),
+            oflags=oflags,
+            validate=True,
+        )
         reply = await self._trade(build, timeout)
         assert isinstance(reply, AddOrderStatus)
         return reply.descr if isinstance(reply.descr, str) else ""
