@@ -58,7 +58,8 @@ PUBLIC = (
     "Trades",
     "Spread",
 )
-PARAMS = (
+# Every field an order request may carry (AddOrder, EditOrder, AddOrderBatch entries).
+ORDER_PARAMS = (
     "pair",
     "type",
     "ordertype",
@@ -83,6 +84,9 @@ PARAMS = (
     "close[price]",
     "close[price2]",
     "txid",
+)
+PARAMS = (
+    *ORDER_PARAMS,
     "trades",
     "start",
     "end",
@@ -411,30 +415,7 @@ ORDER_BASE = {
     "price": "25000.0",
 }
 ORDER_FIELDS = (
-    "pair",
-    "type",
-    "ordertype",
-    "volume",
-    "price",
-    "price2",
-    "leverage",
-    "oflags",
-    "timeinforce",
-    "starttm",
-    "expiretm",
-    "userref",
-    "cl_ord_id",
-    "validate",
-    "deadline",
-    "trigger",
-    "displayvol",
-    "stptype",
-    "reduce_only",
-    "margin",
-    "close[ordertype]",
-    "close[price]",
-    "close[price2]",
-    "txid",
+    *ORDER_PARAMS,
     "newuserref",
 )
 near_values = st.one_of(
