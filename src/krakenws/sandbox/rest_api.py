@@ -687,8 +687,7 @@ class RestApi:
         def moment(order: OrderView) -> int:
             return order.opentm if closetime == "open" else (order.closetm or order.opentm)
 
-        orders.sort(key=lambda o: o.closetm or o.opentm, reverse=True)
-        page, count = _page(orders, params, {o.txid: moment(o) for o in orders}, moment)
+        page, count = _page(orders, params, moment, lambda o: o.txid)
         result: dict[str, Any] = {
             "closed": {o.txid: self._order_json(o, with_trades=with_trades) for o in page}
         }
@@ -718,16 +717,10 @@ class RestApi:
             result[txid] = self._order_json(order, with_trades=with_trades)
         return result
 
-    def _my_trades(self, call: _Call) -> list[TradeView]:
-        trades = list(self.exchange.engine.trades(self._account(call)))
-        trades.sort(key=lambda t: t.time, reverse=True)
-        return trades
-
     def _trades_history(self, call: _Call) -> Any:
         params = call.params
         kind = params.get("type", "all")
-        trades = self._my_trades(call)
-        moments = {t.trade_id: t.time for t in trades}
+        trades = self.exchange.engine.trades(self._account(call))
         if kind not in (
             "all",
             "any position",
@@ -736,16 +729,18 @@ class RestApi:
             "no position",
         ):
             raise _invalid("type")
-        if kind in ("any position", "closed position", "closing position"):
-            trades = []  # the sandbox trades no margin: no trade belongs to a position
-        page, count = _page(trades, params, moments, lambda t: t.time)
+        # the sandbox trades no margin: no trade belongs to a position
+        in_position = kind in ("any position", "closed position", "closing position")
+        page, count = _page(
+            trades, params, lambda t: t.time, lambda t: t.trade_id, lambda t: not in_position
+        )
         return {"trades": {t.trade_id: self._trade_json(t) for t in page}, "count": count}
 
     def _query_trades(self, call: _Call) -> Any:
         ids = _split(call.params.get("txid"))
         if not ids or len(ids) > 20:
             raise _invalid("txid")
-        mine = {t.trade_id: t for t in self._my_trades(call)}
+        mine = {t.trade_id: t for t in self.exchange.engine.trades(self._account(call))}
         result = {}
         for trade_id in ids:
             if trade_id not in mine:
@@ -754,24 +749,22 @@ class RestApi:
         return result
 
     def _my_ledger(self, call: _Call) -> list[LedgerEntry]:
-        entries = [
-            e for e in self.exchange.engine.ledger.entries if e.account == self._account(call)
-        ]
-        entries.sort(key=lambda e: e.time, reverse=True)
-        return entries
+        """The account's ledger entries, oldest first."""
+        account = self._account(call)
+        return [e for e in self.exchange.engine.ledger.entries if e.account == account]
 
     def _ledgers(self, call: _Call) -> Any:
         params = call.params
         names = set(_split(params.get("asset"))) - {"all"}
         kind = params.get("type", "all")
-        entries = self._my_ledger(call)
-        moments = {e.ledger_id: e.time for e in entries}
-        if names:
-            assets = {self._asset_code(name) or name for name in names}
-            entries = [e for e in entries if e.asset in assets]
-        if kind != "all":
-            entries = [e for e in entries if e.type == kind]
-        page, count = _page(entries, params, moments, lambda e: e.time)
+        assets = {self._asset_code(name) or name for name in names}
+
+        def keep(entry: LedgerEntry) -> bool:
+            return (not assets or entry.asset in assets) and kind in ("all", entry.type)
+
+        page, count = _page(
+            self._my_ledger(call), params, lambda e: e.time, lambda e: e.ledger_id, keep
+        )
         return {"ledger": {e.ledger_id: self._ledger_json(e) for e in page}, "count": count}
 
     def _query_ledgers(self, call: _Call) -> Any:
@@ -960,18 +953,26 @@ class RestApi:
 def _page(
     items: list[_Item],
     params: Mapping[str, Any],
-    moments: Mapping[str, int],
     moment: Callable[[_Item], int],
+    ident: Callable[[_Item], str],
+    keep: Callable[[_Item], bool] = lambda item: True,
 ) -> tuple[list[_Item], int]:
-    """History paging (ClosedOrders, TradesHistory, Ledgers): ``start``/``end`` (a time, or an
-    id standing for its time; exclusive start, inclusive end), then 50 from ``ofs``; returns
-    the page and how many matched."""
-    start = _time_param(params, "start", moments)
-    end = _time_param(params, "end", moments)
+    """History paging (ClosedOrders, TradesHistory, Ledgers).
+
+    ``items`` come in the account's record order (oldest first). Those to ``keep`` are
+    returned newest first, filtered by ``start``/``end`` (exclusive start, inclusive end;
+    each a time or the id of one of the records), then 50 from ``ofs``; with how many
+    matched. Records of the same microsecond keep their record order, so an id as ``start``
+    excludes exactly that record and those before it."""
+    ranks = {ident(item): (moment(item), n) for n, item in enumerate(items)}
+    start = _bound_param(params, "start", ranks)
+    end = _bound_param(params, "end", ranks)
     chosen = [
         item
-        for item in items
-        if (start is None or moment(item) > start) and (end is None or moment(item) <= end)
+        for item in sorted(items, key=lambda item: ranks[ident(item)], reverse=True)
+        if keep(item)
+        and (start is None or ranks[ident(item)] > start)
+        and (end is None or ranks[ident(item)] <= end)
     ]
     offset = _int_param(params, "ofs", 0, 0, 2**31)
     return chosen[offset : offset + _PAGE], len(chosen)
@@ -1090,22 +1091,23 @@ def _int_param(params: Mapping[str, Any], name: str, default: int, low: int, hig
     return number
 
 
-def _time_param(
-    params: Mapping[str, Any], name: str, ids: Mapping[str, int] | None = None
-) -> int | None:
-    """``start``/``end``: unix seconds, or the id of one of the listed records (its time)."""
+def _bound_param(
+    params: Mapping[str, Any], name: str, ranks: Mapping[str, tuple[int, int]]
+) -> tuple[int, int] | None:
+    """``start``/``end``: unix seconds (then after every record of that microsecond), or the
+    id of one of the listed records (then exactly that record's place)."""
     value = params.get(name)
     if value is None or value == "":
         return None
-    if ids and isinstance(value, str) and value in ids:
-        return ids[value]
+    if isinstance(value, str) and value in ranks:
+        return ranks[value]
     try:
         seconds = Decimal(str(value))
     except InvalidOperation:
         raise _invalid(name) from None
     if not seconds.is_finite() or seconds < 0 or seconds > 2**40:
         raise _invalid(name)
-    return int(seconds * 1_000_000)
+    return int(seconds * 1_000_000), len(ranks)
 
 
 def _mid(book: Any) -> Decimal | None:
