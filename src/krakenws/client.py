@@ -976,7 +976,13 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        """Close both connections, every stream and book, and the REST client."""
+        """Close both connections, every stream and book, and the REST client.
+
+        Every stream ends as if closed by its reader (an ``async for`` over it finishes,
+        public and private alike); a wait on a book or an order raises
+        :class:`~krakenws.errors.ConnectionClosedError`. A connection that gives up, by
+        contrast, fails its streams with that error: data stopped that nobody stopped.
+        """
         if self._closed:
             return
         self._closed = True
@@ -990,10 +996,8 @@ class Client:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         closed = ConnectionClosedError("the client is closed")
-        for sinks in list(self._sinks.values()):
-            for stream in list(sinks):
-                stream._fail(closed)
         streams: list[Stream[Any]] = [
+            *(stream for sinks in self._sinks.values() for stream in sinks),
             *self._open_orders_sinks,
             *self._own_trades_sinks,
             *self._event_sinks,

@@ -12,6 +12,7 @@ import pytest
 
 from krakenws.client import BookSynced, Client, Connected, StatusChanged
 from krakenws.errors import (
+    ConnectionClosedError,
     KrakenTimeoutError,
     SlowConsumerError,
     SubscriptionError,
@@ -21,6 +22,7 @@ from krakenws.errors import (
 from krakenws.pairs import Pair, PairRegistry
 from krakenws.protocol.book import checksum_reference
 from krakenws.protocol.messages import Ohlc, Spread, Ticker, Trade
+from krakenws.streams import Stream
 from krakenws.testing import RunningSandbox, run_sandbox
 from tests.client.support import admin, client_for, drain, run, sandbox_fixture, wait_until
 
@@ -282,3 +284,39 @@ def test_the_client_over_tls_with_the_sandbox_ca(tmp_path: Any) -> None:
                 assert (await order.wait_done(timeout=10)).status == "closed"
 
         run(body)
+
+
+def test_closing_the_client_ends_every_stream_quietly(sandbox: RunningSandbox) -> None:
+    """Public and private streams alike: an ``async for`` over one just finishes. Waits on a
+    book raise ConnectionClosedError (a wait that cannot be met)."""
+
+    async def body() -> None:
+        client = client_for(sandbox)
+        streams: list[Stream[Any]] = [
+            await client.ticker("XBT/USD"),
+            await client.trades("XBT/USD", "ETH/USD"),
+            await client.open_orders(),
+            await client.own_trades(snapshot=False),
+            client.events(),
+            client.frames(),
+        ]
+        book = await client.book("XBT/USD", depth=10)
+
+        async def read_all(stream: Stream[Any]) -> int:
+            count = 0
+            async for _ in stream:
+                count += 1
+            return count
+
+        readers = [asyncio.create_task(read_all(stream)) for stream in streams]
+        try:
+            await asyncio.sleep(0.5)  # let the readers take what comes
+        finally:
+            await client.close()
+        counts = await asyncio.wait_for(asyncio.gather(*readers), timeout=5)
+        assert counts[-1] > 0  # frames were read: the readers were live before the close
+        assert all(stream.closed for stream in streams)
+        with pytest.raises(ConnectionClosedError):
+            await book.wait_update(timeout=5)
+
+    run(body)
