@@ -240,6 +240,9 @@ class _Connection:
         self.online = False
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._ready = asyncio.Event()
+        # Resolved (and replaced) whenever ready, closing or gave-up changes: what ready() and
+        # _wait_down() sleep on.
+        self._changed: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._gave_up: BaseException | None = None
@@ -280,18 +283,27 @@ class _Connection:
                         ) from self._gave_up
                     if self._closing:
                         raise ConnectionClosedError("the client is closed")
-                    waiter = asyncio.ensure_future(self._ready.wait())
-                    try:
-                        await asyncio.wait({waiter}, timeout=0.25)
-                    finally:
-                        waiter.cancel()
+                    await self._next_change()
         except TimeoutError:
             raise KrakenTimeoutError(
                 f"{self.endpoint} connection to {self.url} not ready within {timeout} s"
             ) from None
 
+    async def _next_change(self) -> None:
+        """Sleep until ready, closing or gave-up changes (shared by every waiter; a waiter that
+        is cancelled does not cancel it for the others)."""
+        if self._changed is None:
+            self._changed = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._changed)
+
+    def _state_changed(self) -> None:
+        changed, self._changed = self._changed, None
+        if changed is not None and not changed.done():
+            changed.set_result(None)
+
     async def close(self) -> None:
         self._closing = True
+        self._state_changed()
         if self._dead is not None and not self._dead.done():
             self._dead.set_result("client closed")
         task, self._task = self._task, None
@@ -343,6 +355,7 @@ class _Connection:
 
     def _give_up(self, attempts: int, error: BaseException) -> None:
         self._gave_up = error
+        self._state_changed()
         self.client._emit(GaveUp(endpoint=self.endpoint, attempts=attempts, error=str(error)))
         self.client._connection_gave_up(self, error)
 
@@ -380,6 +393,7 @@ class _Connection:
             requests = self._resubscribe_requests()
             self.online = True
             self._ready.set()
+            self._state_changed()
             self.client._emit(
                 Connected(
                     endpoint=self.endpoint,
@@ -401,6 +415,7 @@ class _Connection:
         finally:
             self.online = False
             self._ready.clear()
+            self._state_changed()
             tasks = [task for task in (reader, watchdog, resubscriber) if task is not None]
             for task in tasks:
                 task.cancel()
@@ -513,7 +528,7 @@ class _Connection:
     async def _wait_down(self) -> None:
         """Wait until the current (failing) connection has been given up."""
         while self._ready.is_set() and not self._closing:
-            await asyncio.sleep(0.01)
+            await self._next_change()
 
     async def send_subscribe(self, request: Subscribe) -> None:
         registered = self.requests.register(request)
