@@ -1706,7 +1706,8 @@ class Client:
         now = _micros()
         totals: dict[str, Decimal] = {}
         for txid in txids:
-            key = mirror.order_pair(txid) or self._rate_key(self.orders.state(txid).pair)
+            state = self.orders.get(txid)
+            key = mirror.order_pair(txid) or self._rate_key(None if state is None else state.pair)
             if key is not None:
                 totals[key] = totals.get(key, Decimal(0)) + mirror.order_cost(kind, txid, now)
         return list(totals.items())
@@ -1856,7 +1857,9 @@ class Client:
         assert isinstance(reply, AddOrderStatus)
         if not isinstance(reply.txid, str):
             raise ProtocolError("addOrderStatus without a txid")
-        self.rest.trading_mirror.track_order(reply.txid, key, _micros())
+        self.rest.trading_mirror.track_order(
+            reply.txid, key, _micros(), userref=userref, cl_ord_id=cl_ord_id
+        )
         descr = reply.descr if isinstance(reply.descr, str) else None
         return OrderHandle(self, reply.txid, descr)
 
@@ -1918,8 +1921,9 @@ class Client:
         if not isinstance(reply.txid, str):
             raise ProtocolError("editOrderStatus without a txid")
         mirror = self.rest.trading_mirror
+        userref = newuserref if newuserref is not None else mirror.order_userref(orderid)
         mirror.forget_order(orderid)
-        mirror.track_order(reply.txid, self._rate_key(name) or name, _micros())
+        mirror.track_order(reply.txid, self._rate_key(name) or name, _micros(), userref=userref)
         return OrderHandle(self, reply.txid, reply.descr if isinstance(reply.descr, str) else None)
 
     async def amend_order(
@@ -1977,9 +1981,13 @@ class Client:
                 cl_ord_id=list(cl_ord_ids) if cl_ord_ids else UNSET,
             )
 
-        charges = self._order_charges("cancel", txids)
+        # Charged per order cancelled: by txid, and every tracked order a userref or
+        # cl_ord_id names (a cancel by userref may close several).
+        named = self.rest.trading_mirror.orders_named(txids, cl_ord_ids)
+        targets = list(dict.fromkeys([*named, *(t for t in txids if t not in named)]))
+        charges = self._order_charges("cancel", targets)
         replies = await self._trade_replies(build, timeout, charges, cancel=True)
-        for txid in txids:
+        for txid in targets:
             self.rest.trading_mirror.forget_order(txid)
         return len(replies)
 

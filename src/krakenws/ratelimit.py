@@ -63,7 +63,7 @@ from __future__ import annotations
 import math
 import random
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Literal, NamedTuple
@@ -267,6 +267,20 @@ def _never() -> UsageError:
     return UsageError("this counter does not decay: the charge can never fit")
 
 
+def _as_userref(ref: str | int) -> int | None:
+    """A cancel reference read as a userref (a 32-bit integer, possibly negative), or None."""
+    if isinstance(ref, bool):
+        return None
+    if isinstance(ref, int):
+        return ref
+    digits = ref.removeprefix("-")
+    if digits.isascii() and digits.isdigit() and len(digits) <= 10:
+        value = int(ref)
+        if -(2**31) <= value < 2**31:
+            return value
+    return None
+
+
 def _check_cost(cost: Decimal | int, limit: Decimal, cancel: bool) -> Decimal:
     amount = Decimal(cost)
     if amount < 0:
@@ -300,7 +314,8 @@ class TradingRateMirror:
     def __init__(self, tier: str | RateTier = "starter", *, max_tracked: int = 10_000) -> None:
         self.tier = RATE_TIERS[_tier(tier, RATE_TIERS)] if isinstance(tier, str) else tier
         self._counters: dict[str, _Counter] = {}
-        self._orders: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        # txid -> (pair, placed or last amended, userref, cl_ord_id)
+        self._orders: OrderedDict[str, tuple[str, int, int | None, str | None]] = OrderedDict()
         self._max_tracked = max_tracked
 
     # counter
@@ -373,9 +388,18 @@ class TradingRateMirror:
 
     # order ages
 
-    def track_order(self, txid: str, pair: str, now: int) -> None:
-        """Remember that ``txid`` on ``pair`` was placed (or replaced by an edit) at ``now``."""
-        self._orders[txid] = (pair, now)
+    def track_order(
+        self,
+        txid: str,
+        pair: str,
+        now: int,
+        *,
+        userref: int | None = None,
+        cl_ord_id: str | None = None,
+    ) -> None:
+        """Remember that ``txid`` on ``pair`` was placed (or replaced by an edit) at ``now``,
+        with the ``userref`` and ``cl_ord_id`` a cancel may name it by."""
+        self._orders[txid] = (pair, now, userref, cl_ord_id)
         self._orders.move_to_end(txid)
         while len(self._orders) > self._max_tracked:
             self._orders.popitem(last=False)
@@ -384,7 +408,7 @@ class TradingRateMirror:
         """An amend restarts the order's age (spec 7.6); unknown orders are ignored."""
         known = self._orders.get(txid)
         if known is not None:
-            self._orders[txid] = (known[0], now)
+            self._orders[txid] = (known[0], now, known[2], known[3])
 
     def forget_order(self, txid: str) -> None:
         """Stop tracking ``txid`` (closed, cancelled or replaced)."""
@@ -393,6 +417,37 @@ class TradingRateMirror:
     def forget_all_orders(self) -> None:
         """Stop tracking every order (after a cancel-all)."""
         self._orders.clear()
+
+    def orders_named(self, refs: Iterable[str | int], cl_ord_ids: Iterable[str] = ()) -> list[str]:
+        """The tracked orders a cancel names: by txid, by userref (every order placed with
+        it; a cancelOrder ``txid`` of digits is a userref) or by ``cl_ord_id``.
+
+        >>> mirror = TradingRateMirror("starter")
+        >>> mirror.track_order("OA", "XXBTZUSD", 0, userref=7)
+        >>> mirror.track_order("OB", "XXBTZUSD", 0, userref=7, cl_ord_id="mine-1")
+        >>> mirror.orders_named(["7"]), mirror.orders_named([], ["mine-1"])
+        (['OA', 'OB'], ['OB'])
+        """
+        userrefs: set[int] = set()
+        found: dict[str, None] = {}
+        for ref in refs:
+            if isinstance(ref, str) and ref in self._orders:
+                found[ref] = None
+                continue
+            userref = _as_userref(ref)
+            if userref is not None:
+                userrefs.add(userref)
+        wanted = set(cl_ord_ids)
+        if userrefs or wanted:
+            for txid, (_, _, userref, cl_ord_id) in self._orders.items():
+                if userref in userrefs or (cl_ord_id is not None and cl_ord_id in wanted):
+                    found[txid] = None
+        return list(found)
+
+    def order_userref(self, txid: str) -> int | None:
+        """The userref a tracked order was placed with, or None."""
+        known = self._orders.get(txid)
+        return None if known is None else known[2]
 
     def order_pair(self, txid: str) -> str | None:
         """The pair a tracked order was placed on, or None."""

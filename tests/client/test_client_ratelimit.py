@@ -5,6 +5,7 @@ without it, Kraken's ``EOrder:Rate limit exceeded`` comes back as OrderRateLimit
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -55,3 +56,35 @@ def test_with_the_mirror_the_client_waits_instead() -> None:
 
         waited = run(body)
         assert 2.0 < waited < 8.0, waited
+
+
+def test_a_cancel_by_userref_or_cl_ord_id_is_charged_for_every_order_it_closes() -> None:
+    """Three orders under one userref and one with a cl_ord_id, cancelled by those references
+    in one call: the mirror books a brand-new order's cancel (+8) for each of the four, as
+    Kraken does, not nothing (it used to know only txids)."""
+    with run_sandbox(simulator=False, tier="starter") as sandbox:
+
+        async def body() -> None:
+            async with client_for(sandbox, tier="starter") as client:
+                for _ in range(3):
+                    await client.add_order(
+                        "XBT/USD", "buy", "limit", "0.01", price="1000", userref=77, track=False
+                    )
+                await client.add_order(
+                    "XBT/USD", "buy", "limit", "0.01", price="1000", cl_ord_id="mine-1", track=False
+                )
+                mirror = client.rest.trading_mirror
+                key = "XXBTZUSD"  # the mirror counts under the REST key, as ratecount does
+                before = mirror.value(key, now())
+                assert before > 3
+                await client.cancel_order("77", cl_ord_ids=["mine-1"])
+                after = mirror.value(key, now())
+                assert 4 * 8 - 1 < after - before <= 4 * 8, (before, after)
+                assert mirror.orders_named(["77"], ["mine-1"]) == []  # forgotten once cancelled
+                assert await client.rest.open_orders() == {}
+
+        run(body)
+
+
+def now() -> int:
+    return time.monotonic_ns() // 1000  # the mirrors' clock

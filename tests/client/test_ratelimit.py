@@ -216,6 +216,27 @@ def test_order_tracking_is_bounded_and_forgets() -> None:
     assert mirror.order_pair("O2") is None
 
 
+def test_a_cancel_names_orders_by_txid_userref_or_cl_ord_id() -> None:
+    mirror = TradingRateMirror("starter")
+    mirror.track_order("OA", PAIR, now=0, userref=7)
+    mirror.track_order("OB", PAIR, now=0, userref=7, cl_ord_id="mine-1")
+    mirror.track_order("OC", PAIR, now=0, userref=-2147483648)
+    mirror.track_order("OD", PAIR, now=0)
+    assert mirror.orders_named(["7"]) == ["OA", "OB"]
+    assert mirror.orders_named([7]) == ["OA", "OB"]
+    assert mirror.orders_named(["-2147483648"]) == ["OC"]
+    assert mirror.orders_named([], ["mine-1"]) == ["OB"]
+    assert mirror.orders_named(["OD", "OB", "7"]) == ["OD", "OB", "OA"]
+    # not userrefs: out of the 32-bit range, not digits, a bool; unknown txids name nothing
+    assert mirror.orders_named(["2147483648", "7x", "", "OZ"]) == []
+    assert mirror.orders_named([True]) == []  # type: ignore[list-item]
+    # an amend keeps the references; forgetting drops them
+    mirror.order_amended("OB", now=5 * S)
+    assert mirror.order_userref("OB") == 7 and mirror.orders_named([], ["mine-1"]) == ["OB"]
+    mirror.forget_order("OB")
+    assert mirror.orders_named(["7"]) == ["OA"] and mirror.order_userref("OB") is None
+
+
 # --- REST mirror -------------------------------------------------------------------------------
 
 
