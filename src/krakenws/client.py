@@ -1547,18 +1547,37 @@ class Client:
             return
         await connection.subscribe(Subscribe(subscription=subscription), timeout=wait)
 
+    def _live_sequence(self, channel: str) -> int | None:
+        """The last sequence of a private feed already subscribed and past its snapshot
+        (None if it is not, or is healing: then a real snapshot is still to come)."""
+        connection = self._private
+        if connection is None or not connection.online or channel in connection._healing:
+            return None
+        if connection.registry.state(SubscriptionKey(channel, None)) is not (
+            SubscriptionState.ACTIVE
+        ):
+            return None
+        expected = connection.sequences.expected(channel)
+        return None if expected is None else expected - 1
+
     def open_orders(
         self, *, ratecounter: bool = False, timeout: float | None = None
     ) -> Opening[Stream[OpenOrders]]:
-        """Stream ``openOrders`` frames (a snapshot first when this subscribes the feed).
+        """Stream ``openOrders`` frames, a snapshot of the open orders first.
 
-        The subscription is shared; ``ratecounter`` applies when this call creates it.
+        The subscription is shared; ``ratecounter`` applies when this call creates it. A
+        stream opened while the feed already runs (another stream, or order handles, use it)
+        starts with a snapshot rebuilt from what the feed sent so far (each open order's
+        entry with its updates merged; the sequence of the last frame it reflects).
         """
 
         async def open_stream() -> Stream[OpenOrders]:
             stream: Stream[OpenOrders] = Stream("openOrders", maxsize=self.stream_maxsize)
             self._open_orders_sinks.append(stream)
             stream._on_close = lambda: _discard(self._open_orders_sinks, stream)
+            sequence = self._live_sequence("openOrders")
+            if sequence is not None:
+                stream._push(self.orders.open_orders_snapshot(sequence))
             try:
                 await self._private_subscribe(
                     Subscription(name="openOrders", ratecounter=ratecounter or UNSET), timeout
@@ -1579,13 +1598,19 @@ class Client:
     ) -> Opening[Stream[OwnTrades]]:
         """Stream ``ownTrades`` frames; every trade id appears once, even across resyncs.
 
-        ``snapshot`` (the last 50 trades first) applies when this call creates the feed.
+        With ``snapshot`` the stream starts with the last 50 trades. A stream opened while
+        the feed already runs gets them from what the feed sent so far (the latest 50 trades
+        seen; the sequence of the last frame). ``consolidate_taker`` applies when this call
+        creates the feed.
         """
 
         async def open_stream() -> Stream[OwnTrades]:
             stream: Stream[OwnTrades] = Stream("ownTrades", maxsize=self.stream_maxsize)
             self._own_trades_sinks.append(stream)
             stream._on_close = lambda: _discard(self._own_trades_sinks, stream)
+            sequence = self._live_sequence("ownTrades") if snapshot else None
+            if sequence is not None:
+                stream._push(self.orders.own_trades_snapshot(sequence))
             try:
                 await self._private_subscribe(
                     Subscription(

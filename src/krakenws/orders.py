@@ -12,6 +12,11 @@ nobody was listening. :meth:`OrderTracker.apply_open_orders` reports those ids a
 so the caller can learn their final state elsewhere (REST ``QueryOrders``) and feed it back
 with :meth:`OrderTracker.settle`.
 
+The tracker also keeps the feeds as sent, merged: every open order's ``openOrders`` entry with
+its updates folded in, and the latest 50 own trades. :meth:`OrderTracker.open_orders_snapshot`
+and :meth:`OrderTracker.own_trades_snapshot` rebuild from them the snapshot a new reader of an
+already running feed would have been sent.
+
 No I/O and no clock: times are Kraken's own ``sec.µs`` strings. Money stays exact:
 every amount is a :class:`~decimal.Decimal` built from the wire text.
 
@@ -34,12 +39,13 @@ every amount is a :class:`~decimal.Decimal` built from the wire text.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
-from msgspec import UNSET
+from msgspec import UNSET, structs
 
 from krakenws.protocol.messages import OpenOrders, OrderInfo, OwnTrade, OwnTrades
 
@@ -49,6 +55,8 @@ DONE_STATUSES: Final = frozenset({"closed", "canceled", "expired"})
 """Statuses after which an order never changes again."""
 
 _ZERO: Final = Decimal(0)
+SNAPSHOT_TRADES: Final = 50
+"""How many own trades an ``ownTrades`` snapshot lists (spec 5.4)."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +153,35 @@ def _same(value: Any) -> Any:
     return value
 
 
+def _merged(known: OrderInfo, update: OrderInfo) -> OrderInfo:
+    """``known`` with every field ``update`` carries (a ``descr`` merged the same way)."""
+    changes = {
+        name: value
+        for name in update.__struct_fields__
+        if (value := getattr(update, name)) is not UNSET
+    }
+    descr = changes.get("descr")
+    if descr is not None and known.descr is not UNSET:
+        changes["descr"] = structs.replace(
+            known.descr,
+            **{
+                name: value
+                for name in descr.__struct_fields__
+                if (value := getattr(descr, name)) is not UNSET
+            },
+        )
+    return structs.replace(known, **changes)
+
+
+def _time_key(text: str | Any) -> Decimal:
+    """Kraken's ``sec.µs`` text as a sort key (missing or malformed: the oldest)."""
+    try:
+        value = Decimal(text) if isinstance(text, str) else _ZERO
+    except ArithmeticError:
+        return _ZERO
+    return value if value.is_finite() else _ZERO
+
+
 # (wire field, OrderState attribute, conversion) for openOrders entries and their ``descr``.
 _ORDER_FIELDS: Final[tuple[tuple[str, str, Callable[[Any], Any]], ...]] = (
     ("status", "status", _same),
@@ -188,15 +225,25 @@ class OrderTracker:
     def __init__(self) -> None:
         self._orders: dict[str, OrderState] = {}
         self._trade_ids: set[str] = set()
+        self._wire: dict[str, OrderInfo] = {}  # open orders' entries, updates merged
+        self._recent: deque[tuple[str, OwnTrade]] = deque(maxlen=SNAPSHOT_TRADES)
 
     def apply_open_orders(self, frame: OpenOrders) -> OpenOrdersResult:
         """Merge an ``openOrders`` frame; a ``sequence`` 1 frame is a full snapshot."""
         changed: list[str] = []
         listed: set[str] = set()
+        if frame.sequence == 1:
+            self._wire.clear()
         for txid, info in frame.orders:
-            self.state(txid).merge(info)
+            state = self.state(txid)
+            state.merge(info)
             listed.add(txid)
             changed.append(txid)
+            if state.is_done:
+                self._wire.pop(txid, None)
+            else:
+                known = self._wire.get(txid)
+                self._wire[txid] = info if known is None else _merged(known, info)
         vanished: list[str] = []
         if frame.sequence == 1:
             vanished = [
@@ -221,7 +268,27 @@ class OrderTracker:
             if state.side is None:
                 state.side = fill.side
             fresh.append((trade_id, trade))
+            self._recent.append((trade_id, trade))
         return fresh
+
+    def open_orders_snapshot(self, sequence: int) -> OpenOrders:
+        """The open orders as one ``openOrders`` snapshot (newest first, as Kraken lists
+        them), each entry what the feed sent with its updates merged; ``sequence`` is that
+        of the last frame it reflects."""
+        ordered = sorted(self._wire.items(), key=lambda item: _time_key(item[1].opentm))
+        return OpenOrders(orders=ordered[::-1], sequence=sequence)
+
+    def own_trades_snapshot(self, sequence: int) -> OwnTrades:
+        """The latest :data:`SNAPSHOT_TRADES` own trades seen, newest first, as one
+        ``ownTrades`` snapshot (shaped as Kraken's: without the update-only ``userref`` and
+        ``cl_ord_id``); ``sequence`` is that of the last frame it reflects."""
+        ordered = sorted(self._recent, key=lambda item: _time_key(item[1].time))
+        # userref and cl_ord_id come in update messages only (spec 5.4), not in snapshots
+        trades = [
+            (trade_id, structs.replace(trade, userref=UNSET, cl_ord_id=UNSET))
+            for trade_id, trade in reversed(ordered)
+        ]
+        return OwnTrades(trades=trades, sequence=sequence)
 
     def settle(self, txid: str, status: str, **amounts: Decimal | str | None) -> OrderState:
         """Record an order's final state learnt elsewhere (e.g. REST ``QueryOrders``)."""
@@ -237,6 +304,8 @@ class OrderTracker:
         reason = amounts.get("cancel_reason")
         if isinstance(reason, str):
             state.cancel_reason = reason
+        if state.is_done:
+            self._wire.pop(txid, None)
         return state
 
     def state(self, txid: str) -> OrderState:

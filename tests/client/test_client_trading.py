@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from functools import partial
 
+import msgspec
 import pytest
+from msgspec import UNSET
 
 from krakenws.client import Client, TokenRefreshed
 from krakenws.errors import (
@@ -27,7 +30,7 @@ from krakenws.errors import (
     UsageError,
 )
 from krakenws.protocol.messages import OpenOrders, OwnTrades
-from krakenws.testing import RunningSandbox
+from krakenws.testing import RunningSandbox, run_sandbox
 from tests.client.support import client_for, drain, run, sandbox_fixture
 
 sandbox = sandbox_fixture(main_levels=50)
@@ -243,6 +246,57 @@ def test_private_streams_start_with_snapshots(sandbox: RunningSandbox) -> None:
             await client.cancel_order(order.txid)
 
     run(body)
+
+
+def test_a_stream_opened_on_a_running_feed_starts_with_a_rebuilt_snapshot() -> None:
+    """Order handles subscribe the private feeds; a stream opened later still starts with a
+    snapshot, rebuilt from what the feeds sent, equal to the one a fresh subscription gets.
+    (Its own sandbox: its cancels of brand-new orders would spend the shared account's
+    trading counter.)"""
+    with run_sandbox(main_levels=50) as sandbox:
+        run(partial(rebuilt_snapshots, sandbox))
+
+
+async def rebuilt_snapshots(sandbox: RunningSandbox) -> None:
+    async with client_for(sandbox) as client:
+        price = await far_bid(client)
+        resting = await client.add_order("XBT/USD", "buy", "limit", "0.01", price=price, userref=7)
+        await resting.wait_status("open", timeout=10)
+        filled = await client.add_order("XBT/USD", "buy", "market", "0.001")
+        await filled.wait_done(timeout=10)
+        await asyncio.sleep(0.3)  # the fill's ownTrades frame
+        orders = await client.open_orders()
+        rebuilt = await orders.get(timeout=1)
+        assert isinstance(rebuilt, OpenOrders) and rebuilt.sequence > 1
+        trades = await client.own_trades()
+        recent = await trades.get(timeout=1)
+        assert isinstance(recent, OwnTrades) and recent.sequence >= 1
+        assert filled.txid in {trade.ordertxid for _, trade in recent.trades}
+        # The next update continues the feed's sequence after the rebuilt snapshot.
+        await resting.cancel()
+        update = await orders.get(timeout=10)
+        assert update.sequence == rebuilt.sequence + 1
+        assert dict(update.orders)[resting.txid].status == "canceled"
+        async with client_for(sandbox) as fresh:
+            resting_again = await client.add_order(
+                "XBT/USD", "buy", "limit", "0.01", price=price, userref=8
+            )
+            await resting_again.wait_status("open", timeout=10)
+            await asyncio.sleep(0.3)
+            late = await client.open_orders()
+            rebuilt = await late.get(timeout=1)
+            snapshot = await (await fresh.open_orders()).get(timeout=10)
+            assert snapshot.sequence == 1
+            # Entry for entry what a fresh subscription lists, in the same order (but for
+            # ``ratecount``: the handles' subscription asked for it, the fresh one did not).
+            mine = [(t, i) for t, i in snapshot.orders if t in dict(rebuilt.orders)]
+            without_ratecount = [
+                (t, msgspec.structs.replace(i, ratecount=UNSET)) for t, i in rebuilt.orders
+            ]
+            assert without_ratecount == mine and resting_again.txid in dict(mine)
+            listed = await (await fresh.own_trades()).get(timeout=10)
+            assert recent.trades[0] in listed.trades
+            await resting_again.cancel()
 
 
 def test_tokens_are_fetched_once_for_concurrent_callers(sandbox: RunningSandbox) -> None:
