@@ -26,6 +26,7 @@ from krakenws.client import (
     GaveUp,
     LiveBook,
     OrdersReconciled,
+    ProtocolProblem,
     Reconnecting,
     Resubscribed,
     SequenceGap,
@@ -275,6 +276,55 @@ def test_a_private_sequence_gap_is_reported_and_healed(sandbox: RunningSandbox) 
                 streamed.extend(tid for tid, _ in (await trades.get()).trades)
             assert len(streamed) == len(set(streamed))
             assert {fill.trade_id for fill in state.fills} <= set(streamed)
+            assert not any(isinstance(e, Disconnected) for e in seen)
+
+    run(body)
+
+
+def test_frames_the_client_cannot_use_are_reported_and_skipped(sandbox: RunningSandbox) -> None:
+    """Garbage on both connections (not JSON, unknown shapes, an unsolicited error, a private
+    frame with a bad sequence): each is a ProtocolProblem event, nothing else happens; the
+    connections stay up, books keep verifying, feeds and requests keep working."""
+
+    async def body() -> None:
+        async with resilient(sandbox) as client:
+            events = client.events()
+            book = await client.book("XBT/USD", 10)
+            trades = await client.own_trades(snapshot=False)
+            await verified(book, 1)
+            ids = {e.endpoint: e.connection_id for e in drain(events) if isinstance(e, Connected)}
+            public = ["not json", '{"event":"mystery"}', "[1,2]", "{}", "[[],[]]"]
+            unsolicited = '{"errorMessage":"EGeneral:Internal error","event":"error"}'
+            await admin(
+                sandbox,
+                "faults/inject",
+                {"frames": [*public, unsolicited], "connections": [ids["public"]]},
+            )
+            bad_sequence = '[[{"OX":{"status":"open"}}],"openOrders",{"sequence":"x"}]'
+            await admin(
+                sandbox,
+                "faults/inject",
+                {"frames": ["not json", bad_sequence], "connections": [ids["private"]]},
+            )
+            seen: list[object] = []
+
+            def reported() -> bool:
+                seen.extend(drain(events))
+                return sum(isinstance(e, ProtocolProblem) for e in seen) >= 8
+
+            await wait_until(reported, timeout=10)
+            problems = [e for e in seen if isinstance(e, ProtocolProblem)]
+            assert sum(e.endpoint == "public" for e in problems) == 6
+            assert sum(e.endpoint == "private" for e in problems) == 2
+            assert any(e.error == "EGeneral:Internal error" for e in problems)
+            await verified(book)
+            assert book.resync_count == 0
+            order = await client.add_order("XBT/USD", "buy", "market", "0.001")
+            await order.wait_done(timeout=10)
+            fill = await trades.get(timeout=10)
+            assert order.txid in {trade.ordertxid for _, trade in fill.trades}
+            assert await client.ping() > 0
+            seen.extend(drain(events))
             assert not any(isinstance(e, Disconnected) for e in seen)
 
     run(body)

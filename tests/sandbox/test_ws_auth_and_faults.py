@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.error
 from collections.abc import Iterator
 from typing import Any
 
@@ -248,3 +249,48 @@ def test_idle_connections_without_subscriptions_are_closed(
     kind, still_open = run(scenario)
     assert kind in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     assert still_open
+
+
+def test_inject_sends_raw_frames_as_they_are_to_the_chosen_connections(
+    sandbox: RunningSandbox,
+) -> None:
+    async def scenario() -> None:
+        public, secret = await connect(sandbox), await connect(sandbox, "/ws-auth")
+        greeting = await public.receive()
+        await secret.receive()
+        frames = ["not json", '{"event":"mystery"}', "[1,2]"]
+        result = await asyncio.to_thread(
+            sandbox.admin, "faults/inject", {"frames": frames, "private": False}
+        )
+        assert result == {"connections": 1}  # only the public one
+        for expected in frames:
+            message = await public.ws.receive(timeout=5)
+            assert message.type == aiohttp.WSMsgType.TEXT and message.data == expected
+        # by connectionID, whatever the endpoint
+        result = await asyncio.to_thread(
+            sandbox.admin,
+            "faults/inject",
+            {"frames": ["x"], "connections": [greeting["connectionID"]]},
+        )
+        assert result == {"connections": 1}
+        assert (await public.ws.receive(timeout=5)).data == "x"
+        await secret.send({"event": "ping", "reqid": 5})  # nothing injected went to it
+        assert await secret.receive() == {"event": "pong", "reqid": 5}
+        refusals: list[dict[str, object]] = [
+            {},
+            {"frames": []},
+            {"frames": "text"},
+            {"frames": [1]},
+            {"frames": ["x"], "private": "yes"},
+            {"frames": ["x"], "connections": ["1"]},
+        ]
+        for bad in refusals:
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                await asyncio.to_thread(sandbox.admin, "faults/inject", bad)
+            refused.value.close()
+            assert refused.value.code == 400
+        for client in (public, secret):
+            await client.ws.close()
+            await client.session.close()
+
+    run(scenario)

@@ -102,6 +102,7 @@ class SandboxServer:
         self.app.router.add_post(
             "/admin/faults/skip-sequence", self._admin(self._fault_skip_sequence)
         )
+        self.app.router.add_post("/admin/faults/inject", self._admin(self._fault_inject))
         self.app.router.add_get("/admin/connections", self._admin_get(self._list_connections))
         self.app.cleanup_ctx.append(self._lifetime)
 
@@ -305,6 +306,24 @@ class SandboxServer:
         if channel not in (None, "openOrders", "ownTrades"):
             raise ValueError("channel must be openOrders or ownTrades")
         return {"skipped": self.ws.private.skip_sequence(channel)}
+
+    def _fault_inject(self, body: dict[str, Any]) -> Any:
+        frames = body.get("frames")
+        if (
+            not isinstance(frames, list)
+            or not 1 <= len(frames) <= 1000
+            or not all(isinstance(f, str) and len(f) <= 1 << 20 for f in frames)
+        ):
+            raise ValueError("frames must be a list of 1 to 1000 texts of at most 1 MiB")
+        private = body.get("private")
+        if private not in (None, True, False):
+            raise ValueError("private must be true, false or absent (both)")
+        which = body.get("connections")
+        if which is not None and not (
+            isinstance(which, list) and all(type(c) is int for c in which)
+        ):
+            raise ValueError("connections must be a list of connectionIDs")
+        return {"connections": self.ws.inject(frames, private=private, which=which)}
 
     def _list_connections(self) -> Any:
         return [

@@ -821,6 +821,31 @@ class WsApi:
                     await connection.ws.close(code=code, message=b"fault injection")
         return len(victims)
 
+    def inject(
+        self,
+        frames: Iterable[str],
+        *,
+        private: bool | None = None,
+        which: Iterable[int] | None = None,
+    ) -> int:
+        """Queue raw text ``frames``, as they are, on connections (all, only the private or only
+        the public ones, or those whose connectionID is in ``which``) after what they already
+        have queued; returns how many connections got them. For testing how a client copes
+        with frames it cannot use."""
+        texts = list(frames)
+        chosen = set(which) if which is not None else None
+        targets = [
+            c
+            for c in list(self.connections)
+            if (private is None or c.private == private)
+            and (chosen is None or c.connection_id in chosen)
+            and not c.closed
+        ]
+        for connection in targets:
+            for text in texts:
+                connection.send_text(text)
+        return len(targets)
+
     def set_heartbeats(self, enabled: bool) -> None:
         """Stop (or resume) heartbeats on every current connection."""
         for connection in self.connections:
