@@ -283,17 +283,26 @@ def test_a_private_sequence_gap_is_reported_and_healed(sandbox: RunningSandbox) 
 
 def test_frames_the_client_cannot_use_are_reported_and_skipped(sandbox: RunningSandbox) -> None:
     """Garbage on both connections (not JSON, unknown shapes, an unsolicited error, a private
-    frame with a bad sequence): each is a ProtocolProblem event, nothing else happens; the
-    connections stay up, books keep verifying, feeds and requests keep working."""
+    frame with a bad sequence, numbers that are not numbers): each is a ProtocolProblem event,
+    nothing reaches a stream; the connections stay up, books keep verifying, feeds and
+    requests keep working."""
 
     async def body() -> None:
         async with resilient(sandbox) as client:
             events = client.events()
             book = await client.book("XBT/USD", 10)
+            tape = await client.trades("XBT/USD")
             trades = await client.own_trades(snapshot=False)
             await verified(book, 1)
             ids = {e.endpoint: e.connection_id for e in drain(events) if isinstance(e, Connected)}
-            public = ["not json", '{"event":"mystery"}', "[1,2]", "{}", "[[],[]]"]
+            public = [
+                "not json",
+                '{"event":"mystery"}',
+                "[1,2]",
+                "{}",
+                "[[],[]]",
+                '[1,[["abc","0.1","1700000000.1","b","l",""]],"trade","XBT/USD"]',
+            ]
             unsolicited = '{"errorMessage":"EGeneral:Internal error","event":"error"}'
             await admin(
                 sandbox,
@@ -301,21 +310,29 @@ def test_frames_the_client_cannot_use_are_reported_and_skipped(sandbox: RunningS
                 {"frames": [*public, unsolicited], "connections": [ids["public"]]},
             )
             bad_sequence = '[[{"OX":{"status":"open"}}],"openOrders",{"sequence":"x"}]'
+            bad_volume = '[[{"OX":{"vol_exec":"1e3"}}],"openOrders",{"sequence":99}]'
             await admin(
                 sandbox,
                 "faults/inject",
-                {"frames": ["not json", bad_sequence], "connections": [ids["private"]]},
+                {
+                    "frames": ["not json", bad_sequence, bad_volume],
+                    "connections": [ids["private"]],
+                },
             )
             seen: list[object] = []
 
             def reported() -> bool:
                 seen.extend(drain(events))
-                return sum(isinstance(e, ProtocolProblem) for e in seen) >= 8
+                return sum(isinstance(e, ProtocolProblem) for e in seen) >= 10
 
             await wait_until(reported, timeout=10)
             problems = [e for e in seen if isinstance(e, ProtocolProblem)]
-            assert sum(e.endpoint == "public" for e in problems) == 6
-            assert sum(e.endpoint == "private" for e in problems) == 2
+            assert sum(e.endpoint == "public" for e in problems) == 7
+            assert sum(e.endpoint == "private" for e in problems) == 3
+            assert 'trade entry 0: "abc" is not a decimal number' in {e.error for e in problems}
+            assert "openOrders order 'OX': vol_exec \"1e3\" is not a decimal number" in {
+                e.error for e in problems
+            }
             assert any(e.error == "EGeneral:Internal error" for e in problems)
             await verified(book)
             assert book.resync_count == 0
@@ -324,6 +341,9 @@ def test_frames_the_client_cannot_use_are_reported_and_skipped(sandbox: RunningS
             fill = await trades.get(timeout=10)
             assert order.txid in {trade.ordertxid for _, trade in fill.trades}
             assert await client.ping() > 0
+            while tape.pending():  # only real trades reached the tape
+                for entry in (await tape.get()).trades:
+                    assert entry.price_decimal > 0
             seen.extend(drain(events))
             assert not any(isinstance(e, Disconnected) for e in seen)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import doctest
 import json
+import re
 from decimal import Decimal
 
 import msgspec
@@ -15,6 +16,7 @@ from krakenws.errors import ProtocolError
 from krakenws.protocol import codec, messages
 from krakenws.protocol.codec import decode_client, decode_server, encode_client, encode_server
 from krakenws.protocol.messages import (
+    DECIMAL_TEXT,
     AddOrder,
     AddOrderStatus,
     AmendOrder,
@@ -679,7 +681,53 @@ MALFORMED_SERVER_FRAMES: list[tuple[str | bytes, str]] = [
         '[[{"T1":{"pair":"X"}}],"ownTrades",{"sequence":1}]',
         "ownTrades trade 'T1': Object missing required field `ordertxid`",
     ),
+    # numbers that are not numbers never reach a message (its *_decimal readings cannot fail)
+    ('[1,[["abc","0.1","1.0","b","l",""]],"trade","X"]', 'trade entry 0: "abc" is not a decimal'),
+    ('[1,[["1.0","0.1","1e9","b","l",""]],"trade","X"]', 'trade entry 0: "1e9" is not a decimal'),
+    ('[1,["1","2","3","NaN","5"],"spread","X"]', 'spread: "NaN" is not a decimal number'),
+    (
+        '[1,["1","2","3","4","5","6","7","8 ",9],"ohlc-5","X"]',
+        'ohlc: "8 " is not a decimal number',
+    ),
+    (
+        '[1,{"a":["1",2,"3"],"b":["1",2,"3"],"c":["1","2"],"v":["1","2"],"p":["1","2"],'
+        '"t":[1,2],"l":["1","2"],"h":["1",""],"o":["1","2"]},"ticker","X"]',
+        "ticker 'h': \"\" is not a decimal number",
+    ),
+    (
+        '[[{"O1":{"vol":"1.5\\n"}}],"openOrders",{"sequence":1}]',
+        "openOrders order 'O1': vol \"1.5\\n\" is not a decimal number",
+    ),
+    (
+        '[[{"T1":{"ordertxid":"O","pair":"X","time":"1","type":"buy","ordertype":"limit",'
+        '"price":"1","cost":"1","fee":"-","vol":"1"}}],"ownTrades",{"sequence":1}]',
+        "ownTrades trade 'T1': fee \"-\" is not a decimal number",
+    ),
 ]
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("0", True),
+        ("60002.40000", True),
+        ("1700000000.123456", True),
+        ("-0.5", True),  # margin and ledger-like amounts may be negative
+        ("", False),
+        ("1.", False),
+        (".5", False),
+        ("+1", False),
+        ("1e-05", False),
+        ("1,5", False),
+        ("1.5\n", False),
+        (" 1", False),
+        ("\u0661", False),  # ARABIC-INDIC DIGIT ONE: not an ASCII digit
+        ("NaN", False),
+        ("Infinity", False),
+    ],
+)
+def test_what_a_wire_number_is(text: str, number: bool) -> None:
+    assert bool(re.match(DECIMAL_TEXT, text)) is number
 
 
 @pytest.mark.parametrize(("frame", "message"), MALFORMED_SERVER_FRAMES)

@@ -38,6 +38,7 @@ msgspec and :mod:`krakenws.errors`: no asyncio, no aiohttp, no clock reads.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, Final, TypeAlias, TypeVar
 
@@ -45,6 +46,7 @@ import msgspec
 
 from krakenws.errors import ProtocolError
 from krakenws.protocol.messages import (
+    DECIMAL_TEXT,
     AddOrder,
     AddOrderStatus,
     AmendOrder,
@@ -559,6 +561,16 @@ _TICKER_LAYOUTS: Final[dict[str, tuple[tuple[type, ...], str]]] = {
 }
 
 
+_IS_NUMBER: Final = re.compile(DECIMAL_TEXT).match
+
+
+def _numbers(what: str, values: Any) -> None:
+    """Refuse a payload whose numbers (``values``: their texts) are not decimal text."""
+    for value in values:
+        if type(value) is str and not _IS_NUMBER(value):
+            raise ProtocolError(f"{what}: {_show(value)} is not a decimal number")
+
+
 def _decode_ticker(frame: list[Any], size: int, name: str) -> Ticker:
     channel_id, pair = _public_header(frame, size, name)
     body = frame[1]
@@ -568,7 +580,8 @@ def _decode_ticker(frame: list[Any], size: int, name: str) -> Ticker:
     for key, (kinds, layout) in _TICKER_LAYOUTS.items():
         if key not in body:
             raise ProtocolError(f"ticker payload has no {key!r}")
-        parts[key] = _pair_of(body, key, kinds, layout)
+        parts[key] = part = _pair_of(body, key, kinds, layout)
+        _numbers(f"ticker {key!r}", part)
     return Ticker(channel_id=channel_id, channel_name=name, pair=pair, **parts)
 
 
@@ -588,6 +601,7 @@ def _decode_ohlc(frame: list[Any], size: int, name: str) -> Ohlc:
         raise ProtocolError(
             f"ohlc payload must be {_OHLC_LAYOUT} (strings, count an integer), got {_show(candle)}"
         )
+    _numbers("ohlc", candle)
     time, etime, open_, high, low, close, vwap, volume, count = candle
     return Ohlc(
         channel_id=channel_id,
@@ -618,6 +632,7 @@ def _decode_trade(frame: list[Any], size: int, name: str) -> Trade:
                 f" strings, got {_show(entry)}"
             )
         price, volume, time, side, order_type, misc = entry
+        _numbers(f"trade entry {index}", (price, volume, time))
         trades.append(
             TradeEntry(
                 price=price, volume=volume, time=time, side=side, order_type=order_type, misc=misc
@@ -634,6 +649,7 @@ def _decode_spread(frame: list[Any], size: int, name: str) -> Spread:
             "spread payload must be [bid, ask, timestamp, bid_volume, ask_volume] strings,"
             f" got {_show(body)}"
         )
+    _numbers("spread", body)
     bid, ask, timestamp, bid_volume, ask_volume = body
     return Spread(
         channel_id=channel_id,
@@ -677,8 +693,23 @@ def _private_entries(
         try:
             items.append((entry_id, msgspec.convert(fields, kind)))
         except msgspec.ValidationError as exc:
-            raise ProtocolError(f"{name} {noun} {entry_id!r}: {exc}") from exc
+            raise ProtocolError(f"{name} {noun} {entry_id!r}: {_explain(exc, fields)}") from exc
     return items, meta["sequence"]
+
+
+def _explain(exc: msgspec.ValidationError, fields: Any) -> str:
+    """msgspec's complaint, in our words when it is about a number (``Number`` fields)."""
+    text = str(exc)
+    field, closed, rest = text.partition(" - at `$.")[2].partition("`")
+    if (
+        "matching regex" in text
+        and closed
+        and not rest
+        and type(fields) is dict
+        and field in fields
+    ):
+        return f"{field} {_show(fields[field])} is not a decimal number"
+    return text
 
 
 def _decode_open_orders(frame: list[Any], size: int, name: str) -> OpenOrders:

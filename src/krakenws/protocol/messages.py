@@ -29,9 +29,9 @@ msgspec: no asyncio, no aiohttp, no clock reads.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TypeAlias
+from typing import Annotated, Final, TypeAlias
 
-from msgspec import UNSET, Struct, UnsetType, field
+from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 __all__ = [
     "AddOrder",
@@ -46,12 +46,14 @@ __all__ = [
     "CancelAllStatus",
     "CancelOrder",
     "CancelOrderStatus",
+    "DECIMAL_TEXT",
     "ClientMessage",
     "EditOrder",
     "EditOrderStatus",
     "ErrorEvent",
     "Heartbeat",
     "LegacyErrorMessage",
+    "Number",
     "Ohlc",
     "OpenOrders",
     "OrderContingent",
@@ -77,6 +79,13 @@ __all__ = [
 
 ReqIdEcho: TypeAlias = int | str | None
 """``reqid`` as a server echoes it: exactly as the request sent it, even ``null`` or ``"a"``."""
+
+DECIMAL_TEXT: Final = r"^-?[0-9]+(?:\.[0-9]+)?\Z"
+"""How every amount, price and ``sec.µs`` time on the wire is written (``"0.00116300"``)."""
+
+Number: TypeAlias = Annotated[str, Meta(pattern=DECIMAL_TEXT)]
+"""A wire number kept as its exact text; decoding refuses text that is not one, so that the
+``*_decimal`` readings of a decoded message never fail."""
 
 
 # --- client -> server --------------------------------------------------------------------------
@@ -514,21 +523,21 @@ class OrderInfo(Struct, frozen=True, kw_only=True, repr_omit_defaults=True):
     cl_ord_id: str | UnsetType = UNSET
     ext_ord_id: str | UnsetType = UNSET
     status: str | UnsetType = UNSET
-    opentm: str | UnsetType = UNSET
-    starttm: str | UnsetType | None = UNSET
-    expiretm: str | UnsetType | None = UNSET
-    display_volume: str | UnsetType = UNSET
-    display_volume_remain: str | UnsetType = UNSET
+    opentm: Number | UnsetType = UNSET
+    starttm: Number | UnsetType | None = UNSET
+    expiretm: Number | UnsetType | None = UNSET
+    display_volume: Number | UnsetType = UNSET
+    display_volume_remain: Number | UnsetType = UNSET
     contingent: OrderContingent | UnsetType = UNSET
     descr: OrderDescr | UnsetType = UNSET
-    lastupdated: str | UnsetType = UNSET
-    vol: str | UnsetType = UNSET
-    vol_exec: str | UnsetType = UNSET
-    cost: str | UnsetType = UNSET
-    fee: str | UnsetType = UNSET
-    avg_price: str | UnsetType = UNSET
-    stopprice: str | UnsetType = UNSET
-    limitprice: str | UnsetType = UNSET
+    lastupdated: Number | UnsetType = UNSET
+    vol: Number | UnsetType = UNSET
+    vol_exec: Number | UnsetType = UNSET
+    cost: Number | UnsetType = UNSET
+    fee: Number | UnsetType = UNSET
+    avg_price: Number | UnsetType = UNSET
+    stopprice: Number | UnsetType = UNSET
+    limitprice: Number | UnsetType = UNSET
     misc: str | UnsetType = UNSET
     oflags: str | UnsetType = UNSET
     timeinforce: str | UnsetType = UNSET
@@ -552,16 +561,16 @@ class OwnTrade(Struct, frozen=True, kw_only=True, repr_omit_defaults=True):
 
     ordertxid: str
     pair: str
-    time: str
+    time: Number
     type: str
     ordertype: str
-    price: str
-    cost: str
-    fee: str
-    vol: str
+    price: Number
+    cost: Number
+    fee: Number
+    vol: Number
     # Kraken's schema says integer; every real sample is the string "TKH2SE-M7IF5-CFI7LT".
     postxid: str | int | UnsetType = UNSET
-    margin: str | UnsetType = UNSET
+    margin: Number | UnsetType = UNSET
     userref: int | UnsetType = UNSET
     cl_ord_id: str | UnsetType = UNSET
     margin_borrow: bool | UnsetType = UNSET
