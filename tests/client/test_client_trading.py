@@ -31,7 +31,7 @@ from krakenws.errors import (
 )
 from krakenws.protocol.messages import OpenOrders, OwnTrades
 from krakenws.testing import RunningSandbox, run_sandbox
-from tests.client.support import client_for, drain, run, sandbox_fixture
+from tests.client.support import client_for, drain, run, sandbox_fixture, wait_until
 
 sandbox = sandbox_fixture(main_levels=50)
 
@@ -264,7 +264,7 @@ async def rebuilt_snapshots(sandbox: RunningSandbox) -> None:
         await resting.wait_status("open", timeout=10)
         filled = await client.add_order("XBT/USD", "buy", "market", "0.001")
         await filled.wait_done(timeout=10)
-        await asyncio.sleep(0.3)  # the fill's ownTrades frame
+        await wait_until(lambda: bool(client.orders[filled.txid].fills))  # its ownTrades frame
         orders = await client.open_orders()
         rebuilt = await orders.get(timeout=1)
         assert isinstance(rebuilt, OpenOrders) and rebuilt.sequence > 1
@@ -282,7 +282,6 @@ async def rebuilt_snapshots(sandbox: RunningSandbox) -> None:
                 "XBT/USD", "buy", "limit", "0.01", price=price, userref=8
             )
             await resting_again.wait_status("open", timeout=10)
-            await asyncio.sleep(0.3)
             late = await client.open_orders()
             rebuilt = await late.get(timeout=1)
             snapshot = await (await fresh.open_orders()).get(timeout=10)
