@@ -88,6 +88,7 @@ def state(ex: Exchange) -> dict[str, Any]:
         "orders": {a: engine.orders(a) for a in ACCOUNTS},
         "open": {a: engine.open_orders(a) for a in ACCOUNTS},
         "trades": {a: engine.trades(a) for a in ACCOUNTS},
+        "ledger": list(engine.ledger.entries),
         "balances": {a: engine.ledger.balances(a) for a in ACCOUNTS},
         "held": {a: engine.held(a, "ZUSD") for a in ACCOUNTS},
         "book": [(lvl.price, lvl.volume) for lvl in engine.book("XBT/USD").levels("ask")],
@@ -135,6 +136,49 @@ def test_restart_resumes_exactly_like_a_twin_that_never_stopped(
         assert state(ex) == expected
     with open_exchange(tmp_path / "a.db", clock) as ex:  # and once more, from the close snapshot
         assert state(ex) == expected
+
+
+def test_a_snapshot_holds_live_state_only_and_restart_gives_history_back(
+    tmp_path: Path,
+) -> None:
+    """Ended orders, fills and ledger entries never change and are rows of the store: the
+    snapshot leaves them out, so it stays the size of what is open however long the history,
+    and a restart from it has the whole history back (equal to a twin that never stopped)."""
+
+    def churn(ex: Exchange, start: int, stop: int) -> None:
+        for n in range(start, stop):
+            ex.add_order("alice", limit("buy", "0.01", f"{20000 + n}.0"))
+            if n % 10 == 9:
+                ex.cancel_all("alice")
+
+    def tail(ex: Exchange) -> None:
+        ex.add_order("alice", limit("buy", "0.2", "30000.0"))  # fills against bob: history
+        ex.add_order("alice", limit("buy", "0.01", "10000.0", userref=9))  # rests
+
+    def snapshot_size(ex: Exchange) -> int:
+        ex.snapshot()
+        return len(next(iter(ex.store.snapshots())).data)
+
+    twin_clock, clock = Clock(), Clock()
+    with open_exchange(tmp_path / "twin.db", twin_clock, tier="unlimited") as twin:
+        first_half(twin)
+        churn(twin, 0, 400)
+        tail(twin)
+        expected = state(twin)
+    ex = open_exchange(tmp_path / "a.db", clock, tier="unlimited")
+    first_half(ex)
+    churn(ex, 0, 20)
+    small = snapshot_size(ex)
+    churn(ex, 20, 400)
+    tail(ex)
+    large = snapshot_size(ex)
+    assert len(ex.engine.orders("alice")) > 400
+    assert large < small * 1.1, (small, large)  # 400 orders later: no bigger
+    assert state(ex) == expected  # the snapshot left the engine as it was
+    ex.close(snapshot=False)
+    with open_exchange(tmp_path / "a.db", clock, tier="unlimited") as ex:
+        assert state(ex) == expected
+        assert ex.engine.order(expected["orders"]["alice"][0].txid).status == "closed"
 
 
 def test_resting_orders_match_after_restart(tmp_path: Path) -> None:

@@ -347,6 +347,10 @@ class Exchange:
         for entry in store.journal(start):
             _execute(engine, entry.kind, decode_args(entry.args), entry.now)
             position = entry.seq
+        if engine is not fresh:
+            # A snapshot holds the live state only (see snapshot()); the history is the store's
+            # rows, which are committed with every journal entry and so cover all of it.
+            engine.restore_history(store.orders(), store.trades(), store.ledger())
         return engine, position
 
     # --- time, lifecycle ------------------------------------------------------------------------
@@ -356,9 +360,18 @@ class Exchange:
         return max(int(self._clock()), self.engine.now)
 
     def snapshot(self) -> None:
-        """Store a snapshot of the engine now (restart then replays only what follows)."""
+        """Store a snapshot of the engine now (restart then replays only what follows).
+
+        Only the live state is pickled (open orders, books, balances, counters, timers): ended
+        orders, fills and ledger entries never change and are already rows of the store, which
+        gives them back on restart. So a snapshot costs what is open, not everything ever done.
+        """
         self._usable()
-        data = pickle.dumps(self.engine, protocol=pickle.HIGHEST_PROTOCOL)
+        history = self.engine.detach_history()
+        try:
+            data = pickle.dumps(self.engine, protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            self.engine.attach_history(history)
         self.store.save_snapshot(
             self._position, data, code=code_fingerprint(), created=self.engine.now
         )

@@ -31,6 +31,7 @@ from krakenws.sandbox.engine.core import (
     DeadManSwitchResult,
     EditOrderResult,
     Engine,
+    EngineHistory,
     Outcome,
 )
 from krakenws.sandbox.engine.events import (
@@ -77,6 +78,7 @@ __all__ = [
     "DeadManSwitchResult",
     "EditOrderResult",
     "Engine",
+    "EngineHistory",
     "Event",
     "IdSource",
     "Ledger",

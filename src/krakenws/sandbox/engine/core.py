@@ -52,6 +52,12 @@ Rules and the choices made where Kraken documents nothing (spec 6, 7.6, 10):
 * Conditional close: when the parent ends (filled, or canceled/expired after partial fills) a
   close order for the executed volume is placed on the opposite side; if that is refused, a
   :class:`ContingentRejected` event carries Kraken's error string.
+
+History (ended orders, fills, ledger entries) only grows and never changes once written. The
+engine keeps it for reading, but :meth:`Engine.detach_history` sets it aside so that the live
+state alone can be pickled (a snapshot then costs what is open, not everything ever done), and
+:meth:`Engine.restore_history` gives a restored engine its history back from wherever it was
+kept (the sandbox's store).
 """
 
 from __future__ import annotations
@@ -81,6 +87,7 @@ from krakenws.sandbox.engine.events import (
     Contingent,
     DeadManSwitchFired,
     Event,
+    LedgerEntry,
     LedgerEntryAdded,
     OrderAmended,
     OrderCanceled,
@@ -95,7 +102,7 @@ from krakenws.sandbox.engine.events import (
     TradeExecuted,
     TradeView,
 )
-from krakenws.sandbox.engine.ids import IdSource
+from krakenws.sandbox.engine.ids import IdSource, SeededIds
 from krakenws.sandbox.engine.ledger import HOUSE, Ledger
 from krakenws.sandbox.engine.markets import Markets, quantum, round_down, round_up
 from krakenws.sandbox.engine.ratelimit import (
@@ -126,6 +133,7 @@ __all__ = [
     "DeadManSwitchResult",
     "EditOrderResult",
     "Engine",
+    "EngineHistory",
     "Outcome",
 ]
 
@@ -200,6 +208,23 @@ class DeadManSwitchResult(Outcome, frozen=True, kw_only=True):
 
 
 # --- orders ------------------------------------------------------------------------------------
+
+
+class EngineHistory:
+    """What :meth:`Engine.detach_history` took out: every order by txid, fills by account,
+    ledger entries."""
+
+    __slots__ = ("entries", "issued", "orders", "trades")
+
+    def __init__(
+        self,
+        orders: dict[str, _Order | OrderView],
+        trades: dict[str, list[TradeView]],
+        entries: list[LedgerEntry],
+        issued: set[str],
+    ) -> None:
+        self.orders, self.trades, self.entries = orders, trades, entries
+        self.issued = issued  # ids already drawn (when the id source is a SeededIds)
 
 
 @dataclass(eq=False)
@@ -321,7 +346,10 @@ class Engine:
         self._pair_status: dict[str, str] = {pair.key: pair.status for pair in self.markets}
         self._books: dict[str, OrderBook] = {pair.key: OrderBook() for pair in self.markets}
         self._last_price: dict[str, Decimal] = {}
-        self._orders: dict[str, _Order] = {}
+        # Every order in placement order: live ones (and those ended since the last
+        # detach_history) as _Order, older ended ones as their final OrderView.
+        self._orders: dict[str, _Order | OrderView] = {}
+        self._ended: list[str] = []  # orders ended since the last detach_history
         self._open: dict[str, dict[str, _Order]] = {}
         # The same open orders by (account, pair key): the per-pair caps without a scan.
         self._open_by_pair: dict[tuple[str, str], dict[str, _Order]] = {}
@@ -435,7 +463,7 @@ class Engine:
         found = self._orders.get(txid)
         if found is None:
             raise error_from_kraken("EOrder:Unknown order")
-        return self._view(found)
+        return found if isinstance(found, OrderView) else self._view(found)
 
     def open_orders(self, account: str) -> list[OrderView]:
         """The account's pending and open orders, oldest first."""
@@ -443,11 +471,73 @@ class Engine:
 
     def orders(self, account: str) -> list[OrderView]:
         """Every order of the account (open and closed), oldest first."""
-        return [self._view(o) for o in self._orders.values() if o.account == account]
+        return [
+            o if isinstance(o, OrderView) else self._view(o)
+            for o in self._orders.values()
+            if o.account == account
+        ]
 
     def trades(self, account: str) -> list[TradeView]:
         """The account's fills, oldest first."""
         return list(self._trades.get(account, []))
+
+    # === public: history ========================================================================
+
+    def detach_history(self) -> EngineHistory:
+        """Take the history out (ended orders, fills, ledger entries): what is left is the live
+        state, for a snapshot. Put it back with :meth:`attach_history` (the same object) or,
+        in a restored engine, :meth:`restore_history` (from a copy kept elsewhere)."""
+        orders = self._orders
+        for txid in self._ended:  # final now: kept as their views from here on
+            ended = orders.get(txid)
+            if isinstance(ended, _Order) and not ended.open:
+                orders[txid] = self._view(ended)
+        self._ended.clear()
+        live: dict[str, _Order | OrderView] = {
+            txid: order for mine in self._open.values() for txid, order in mine.items()
+        }
+        issued = self._ids.take_issued() if isinstance(self._ids, SeededIds) else set()
+        history = EngineHistory(orders, self._trades, self.ledger.entries, issued)
+        self._orders, self._trades, self.ledger.entries = live, {}, []
+        return history
+
+    def attach_history(self, history: EngineHistory) -> None:
+        """Undo :meth:`detach_history` (nothing may have happened in between)."""
+        self._orders, self._trades, self.ledger.entries = (
+            history.orders,
+            history.trades,
+            history.entries,
+        )
+        if isinstance(self._ids, SeededIds):
+            self._ids.put_issued(history.issued)
+
+    def restore_history(
+        self,
+        orders: Iterable[OrderView],
+        trades: Iterable[TradeView],
+        entries: Iterable[LedgerEntry],
+    ) -> None:
+        """Give an engine restored from live state (and perhaps brought forward since) its
+        complete history: every order ever placed in placement order (the live ones stay
+        live), every fill and every ledger entry, oldest first, as kept elsewhere. Their ids
+        count as issued again (an amend id, kept nowhere else, is the one id this cannot bring
+        back; a new id equal to one of them has a chance of 2**-80)."""
+        current = self._orders
+        rebuilt: dict[str, _Order | OrderView] = {}
+        for view in orders:
+            known = current.pop(view.txid, None)
+            rebuilt[view.txid] = view if known is None else known
+        rebuilt.update(current)  # none expected: every placed order is kept elsewhere too
+        by_account: dict[str, list[TradeView]] = {}
+        for trade in trades:
+            by_account.setdefault(trade.account, []).append(trade)
+        history = list(entries)
+        self._orders, self._trades, self.ledger.entries = rebuilt, by_account, history
+        if isinstance(self._ids, SeededIds):
+            self._ids.put_issued(rebuilt)
+            self._ids.put_issued(t.trade_id for ts in by_account.values() for t in ts)
+            self._ids.put_issued(e.ledger_id for e in history)
+            self._ids.put_issued(e.refid for e in history)
 
     def balance(self, account: str, asset: str) -> Decimal:
         """Total balance of an asset (code or altname)."""
@@ -647,7 +737,8 @@ class Engine:
             if (txid is None) == (cl_ord_id is None):
                 raise invalid("txid")
             if txid is not None:
-                order = self._orders.get(txid)
+                found = self._orders.get(txid)
+                order = found if isinstance(found, _Order) else None
             else:
                 order = next(
                     (o for o in self._open.get(account, {}).values() if o.cl_ord_id == cl_ord_id),
@@ -1181,6 +1272,7 @@ class Engine:
             if best is None or (limit is not None and not _crosses(order.side, limit, best)):
                 break
             maker = self._orders[book.queue(opposite, best)[0]]
+            assert isinstance(maker, _Order)  # the books hold live orders only
             if maker.account == order.account:
                 if order.stp_type in ("cancel_oldest", "cancel_both"):
                     self._finish(maker, "canceled", "Self trade prevention", now, events)
@@ -1365,6 +1457,7 @@ class Engine:
         order.closetm = now
         order.lastupdated = now
         order.cancel_reason = reason
+        self._ended.append(order.txid)
         self._open.get(order.account, {}).pop(order.txid, None)
         self._open_by_pair.get((order.account, order.pair.key), {}).pop(order.txid, None)
         self._waiting[order.pair.key].pop(order.txid, None)

@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from typing import Protocol
 
 __all__ = ["IdSource", "SeededIds"]
@@ -63,3 +64,13 @@ class SeededIds:
             if text not in self._issued:
                 self._issued.add(text)
                 return text
+
+    def take_issued(self) -> set[str]:
+        """Take out the ids issued so far (they grow with history): the generator forgets them
+        until :meth:`put_issued` gives them back. For snapshots of live state."""
+        issued, self._issued = self._issued, set()
+        return issued
+
+    def put_issued(self, issued: Iterable[str]) -> None:
+        """Remember ``issued`` as issued (again): :meth:`next` never returns them."""
+        self._issued.update(issued)
