@@ -346,10 +346,9 @@ class Engine:
         self._pair_status: dict[str, str] = {pair.key: pair.status for pair in self.markets}
         self._books: dict[str, OrderBook] = {pair.key: OrderBook() for pair in self.markets}
         self._last_price: dict[str, Decimal] = {}
-        # Every order in placement order: live ones (and those ended since the last
-        # detach_history) as _Order, older ended ones as their final OrderView.
+        # Every order in placement order: live ones as _Order, ended ones as their final
+        # OrderView (an ended order never changes again).
         self._orders: dict[str, _Order | OrderView] = {}
-        self._ended: list[str] = []  # orders ended since the last detach_history
         self._open: dict[str, dict[str, _Order]] = {}
         # The same open orders by (account, pair key): the per-pair caps without a scan.
         self._open_by_pair: dict[tuple[str, str], dict[str, _Order]] = {}
@@ -488,11 +487,6 @@ class Engine:
         state, for a snapshot. Put it back with :meth:`attach_history` (the same object) or,
         in a restored engine, :meth:`restore_history` (from a copy kept elsewhere)."""
         orders = self._orders
-        for txid in self._ended:  # final now: kept as their views from here on
-            ended = orders.get(txid)
-            if isinstance(ended, _Order) and not ended.open:
-                orders[txid] = self._view(ended)
-        self._ended.clear()
         live: dict[str, _Order | OrderView] = {
             txid: order for mine in self._open.values() for txid, order in mine.items()
         }
@@ -1457,13 +1451,13 @@ class Engine:
         order.closetm = now
         order.lastupdated = now
         order.cancel_reason = reason
-        self._ended.append(order.txid)
         self._open.get(order.account, {}).pop(order.txid, None)
         self._open_by_pair.get((order.account, order.pair.key), {}).pop(order.txid, None)
         self._waiting[order.pair.key].pop(order.txid, None)
         self._timed.pop(order.txid, None)
         self._set_hold(order)
         view = self._view(order)
+        self._orders[order.txid] = view  # final: kept as this view from now on
         if status == "closed":
             events.append(OrderClosed(time=now, order=view))
         elif status == "expired":
