@@ -72,5 +72,10 @@ class SeededIds:
         return issued
 
     def put_issued(self, issued: Iterable[str]) -> None:
-        """Remember ``issued`` as issued (again): :meth:`next` never returns them."""
-        self._issued.update(issued)
+        """Remember ``issued`` as issued (again): :meth:`next` never returns them. A set given
+        back from :meth:`take_issued` is adopted, not copied."""
+        if isinstance(issued, set) and len(issued) > len(self._issued):
+            issued.update(self._issued)
+            self._issued = issued
+        else:
+            self._issued.update(issued)
