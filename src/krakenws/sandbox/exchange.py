@@ -74,10 +74,13 @@ from krakenws.sandbox.engine import (
     EditOrderResult,
     Engine,
     Event,
+    LedgerEntry,
     Markets,
     OrderRequest,
+    OrderView,
     Outcome,
     SeededIds,
+    TradeView,
 )
 from krakenws.sandbox.store import (
     PERMISSIONS,
@@ -606,6 +609,24 @@ class Exchange:
     def set_fee_volume(self, account: str, volume: Decimal) -> None:
         """An account's 30-day volume, which picks its fee tier."""
         self._run("set_fee_volume", {"account": account, "volume": volume})
+
+    # --- history: the store's rows, complete and current (committed with every command) ------
+
+    def order(self, txid: str) -> OrderView | None:
+        """Any order ever placed, as it stands (``None`` if unknown)."""
+        return self.store.order(txid)
+
+    def orders(self, account: str) -> list[OrderView]:
+        """Every order of ``account`` (open and ended), in placement order."""
+        return self.store.orders(account)
+
+    def trades(self, account: str) -> list[TradeView]:
+        """Every fill of ``account``, oldest first."""
+        return self.store.trades(account)
+
+    def ledger(self, account: str) -> list[LedgerEntry]:
+        """Every ledger entry of ``account``, oldest first."""
+        return self.store.ledger(account)
 
     # --- accounts and API keys -----------------------------------------------------------------
 

@@ -678,7 +678,7 @@ class RestApi:
     def _closed_orders(self, call: _Call) -> Any:
         params = call.params
         with_trades = _bool_param(params, "trades")
-        orders = [o for o in self.exchange.engine.orders(self._account(call)) if not o.is_open]
+        orders = [o for o in self.exchange.orders(self._account(call)) if not o.is_open]
         orders = self._filter_orders(orders, params)
         closetime = params.get("closetime", "both")
         if closetime not in ("open", "close", "both"):
@@ -701,16 +701,12 @@ class RestApi:
         txids = _split(params.get("txid"))
         if not txids or len(txids) > 50:
             raise _invalid("txid")
-        engine = self.exchange.engine
         account = self._account(call)
         userref = params.get("userref")
         result = {}
         for txid in txids:
-            try:
-                order = engine.order(txid)
-            except (KeyError, ExchangeError, UsageError):
-                raise _fail("EOrder:Invalid order") from None
-            if order.account != account:
+            order = self.exchange.order(txid)
+            if order is None or order.account != account:
                 raise _fail("EOrder:Invalid order")
             if userref is not None and str(order.userref) != str(userref):
                 continue
@@ -720,7 +716,7 @@ class RestApi:
     def _trades_history(self, call: _Call) -> Any:
         params = call.params
         kind = params.get("type", "all")
-        trades = self.exchange.engine.trades(self._account(call))
+        trades = self.exchange.trades(self._account(call))
         if kind not in (
             "all",
             "any position",
@@ -740,7 +736,7 @@ class RestApi:
         ids = _split(call.params.get("txid"))
         if not ids or len(ids) > 20:
             raise _invalid("txid")
-        mine = {t.trade_id: t for t in self.exchange.engine.trades(self._account(call))}
+        mine = {t.trade_id: t for t in self.exchange.trades(self._account(call))}
         result = {}
         for trade_id in ids:
             if trade_id not in mine:
@@ -750,8 +746,7 @@ class RestApi:
 
     def _my_ledger(self, call: _Call) -> list[LedgerEntry]:
         """The account's ledger entries, oldest first."""
-        account = self._account(call)
-        return [e for e in self.exchange.engine.ledger.entries if e.account == account]
+        return self.exchange.ledger(self._account(call))
 
     def _ledgers(self, call: _Call) -> Any:
         params = call.params
@@ -901,7 +896,8 @@ class RestApi:
         }
         if result.txid is not None:
             answer["txid"] = result.txid
-            order = self.exchange.engine.order(result.txid)
+            order = self.exchange.order(result.txid)
+            assert order is not None  # just placed
             market_pair = self.exchange.engine.markets.pair(order.pair)
             answer["volume"] = _fmt(order.vol, market_pair.lot_decimals)
             answer["price"] = _fmt(order.price, market_pair.pair_decimals)

@@ -278,7 +278,7 @@ class PrivateFeeds:
         )
         if sub is None or not snapshot:
             return
-        trades = _consolidated(self.exchange.engine.trades(account), consolidate_taker)
+        trades = _consolidated(self.exchange.trades(account), consolidate_taker)
         newest = sorted(enumerate(trades), key=lambda item: (item[1].time, item[0]), reverse=True)
         entries = [
             {trade.trade_id: self._trade_json(trade, update=False)}
