@@ -2,12 +2,13 @@
 
 The exchange snapshots its engine every ``snapshot_every`` commands, on the event loop (every
 connection waits meanwhile). A snapshot pickles the live state only: ``Engine.detach_history``
-sets ended orders, fills, ledger entries and issued ids aside first (they are rows of the
-store already) and ``attach_history`` puts them back. This script grows one account's history
+takes ended orders, fills, ledger entries and issued ids out first (they are rows of the store
+already, and the exchange lets the engine drop them); here ``attach_history`` puts them back
+each time, so that the full pickle can be measured too. This script grows one account's history
 in process (``--db :memory:``, tier ``unlimited``): resting limit orders, cancelled in fifties,
 and at each checkpoint times (``time.perf_counter``, median of ``--repeat``):
 
-* ``live_ms`` / ``live_bytes``: detach, pickle, attach, as ``Exchange.snapshot`` does;
+* ``live_ms`` / ``live_bytes``: detach, pickle (what ``Exchange.snapshot`` does), attach;
 * ``full_ms`` / ``full_bytes``: pickling the whole engine, history included (what a snapshot
   cost before).
 

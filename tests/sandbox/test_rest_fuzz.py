@@ -488,12 +488,12 @@ def test_nearly_valid_orders(
 def test_queries_with_real_ids(
     sandbox: Sandbox, name: str, extra: dict[str, Any], json_body: bool
 ) -> None:
-    engine = sandbox.exchange.engine
     key = sandbox.exchange.api_key(sandbox.key)
     assert key is not None
-    orders = [o.txid for o in engine.orders(key.account)][:3]
-    trades = [t.trade_id for t in engine.trades(key.account)][:3]
-    ledgers = [e.ledger_id for e in engine.ledger.entries if e.account == key.account][:3]
+    exchange = sandbox.exchange
+    orders = [o.txid for o in exchange.orders(key.account)][:3]
+    trades = [t.trade_id for t in exchange.trades(key.account)][:3]
+    ledgers = [e.ledger_id for e in exchange.ledger(key.account)][:3]
     ids = {"QueryTrades": trades, "QueryLedgers": ledgers}.get(name, orders)
     params: dict[str, Any] = {"txid": ",".join(ids), "id": ",".join(ids)}
     params.update(extra)
@@ -528,8 +528,9 @@ QUERY_PARAMS = (
 
 def _base(sandbox: Sandbox, name: str) -> dict[str, Any]:
     """Parameters that (mostly) succeed for ``name``, so that one bad field is what fails."""
-    engine = sandbox.exchange.engine
-    key = sandbox.exchange.api_key(sandbox.key)
+    exchange = sandbox.exchange
+    engine = exchange.engine
+    key = exchange.api_key(sandbox.key)
     assert key is not None
     if name in ("AddOrder", "EditOrder", "CancelOrder"):
         params: dict[str, Any] = dict(ORDER_BASE)
@@ -541,12 +542,12 @@ def _base(sandbox: Sandbox, name: str) -> dict[str, Any]:
         order = {k: v for k, v in ORDER_BASE.items() if k != "pair"}
         return {"pair": "XBTUSD", "orders": [order, dict(order)], "validate": True}
     if name == "QueryTrades":
-        return {"txid": ",".join(t.trade_id for t in engine.trades(key.account))}
+        return {"txid": ",".join(t.trade_id for t in exchange.trades(key.account))}
     if name == "QueryLedgers":
-        ids = [e.ledger_id for e in engine.ledger.entries if e.account == key.account]
+        ids = [e.ledger_id for e in exchange.ledger(key.account)]
         return {"id": ",".join(ids[:5])}
     if name == "QueryOrders":
-        return {"txid": ",".join(o.txid for o in engine.orders(key.account)[:5])}
+        return {"txid": ",".join(o.txid for o in exchange.orders(key.account)[:5])}
     if name == "CancelAllOrdersAfter":
         return {"timeout": 0}
     return {}

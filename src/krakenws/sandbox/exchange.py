@@ -350,10 +350,6 @@ class Exchange:
         for entry in store.journal(start):
             _execute(engine, entry.kind, decode_args(entry.args), entry.now)
             position = entry.seq
-        if engine is not fresh:
-            # A snapshot holds the live state only (see snapshot()); the history is the store's
-            # rows, which are committed with every journal entry and so cover all of it.
-            engine.restore_history(store.orders(), store.trades(), store.ledger())
         return engine, position
 
     # --- time, lifecycle ------------------------------------------------------------------------
@@ -365,16 +361,20 @@ class Exchange:
     def snapshot(self) -> None:
         """Store a snapshot of the engine now (restart then replays only what follows).
 
-        Only the live state is pickled (open orders, books, balances, counters, timers): ended
-        orders, fills and ledger entries never change and are already rows of the store, which
-        gives them back on restart. So a snapshot costs what is open, not everything ever done.
+        Only the live state is pickled (open orders, books, balances, counters, timers). The
+        history (ended orders, fills, ledger entries) never changes, is already rows of the
+        store, and is read from there (:meth:`orders`, :meth:`trades`, :meth:`ledger`); the
+        engine lets go of it here, so neither a snapshot nor the engine's memory grows with
+        everything ever done. The engine's commands never read history, so a restart (which
+        starts from a snapshot) takes the same decisions as a run that never stopped.
         """
         self._usable()
         history = self.engine.detach_history()
         try:
             data = pickle.dumps(self.engine, protocol=pickle.HIGHEST_PROTOCOL)
-        finally:
+        except BaseException:
             self.engine.attach_history(history)
+            raise
         self.store.save_snapshot(
             self._position, data, code=code_fingerprint(), created=self.engine.now
         )

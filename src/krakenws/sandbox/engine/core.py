@@ -53,11 +53,13 @@ Rules and the choices made where Kraken documents nothing (spec 6, 7.6, 10):
   close order for the executed volume is placed on the opposite side; if that is refused, a
   :class:`ContingentRejected` event carries Kraken's error string.
 
-History (ended orders, fills, ledger entries) only grows and never changes once written. The
-engine keeps it for reading, but :meth:`Engine.detach_history` sets it aside so that the live
-state alone can be pickled (a snapshot then costs what is open, not everything ever done), and
-:meth:`Engine.restore_history` gives a restored engine its history back from wherever it was
-kept (the sandbox's store).
+History (ended orders, fills, ledger entries) only grows and never changes once written, and
+no command reads it: it is there for :meth:`Engine.orders`, :meth:`Engine.trades` and the
+ledger's ``entries``. :meth:`Engine.detach_history` takes it out, leaving the live state (for
+a snapshot that costs what is open, not everything ever done); an engine without its history,
+or restored from such a snapshot, takes exactly the decisions of one that kept it. The
+sandbox's exchange keeps the history in its store and lets the engine drop it at every
+snapshot.
 """
 
 from __future__ import annotations
@@ -458,7 +460,8 @@ class Engine:
         return self._books[self.markets.pair(pair).key]
 
     def order(self, txid: str) -> OrderView:
-        """Any order ever placed; ``EOrder:Unknown order`` if none."""
+        """An order the engine holds (live, or ended since the history was last detached);
+        ``EOrder:Unknown order`` if none."""
         found = self._orders.get(txid)
         if found is None:
             raise error_from_kraken("EOrder:Unknown order")
@@ -469,7 +472,8 @@ class Engine:
         return [self._view(order) for order in self._open.get(account, {}).values()]
 
     def orders(self, account: str) -> list[OrderView]:
-        """Every order of the account (open and closed), oldest first."""
+        """Every order of the account (open and ended; ended ones since the history was last
+        detached), oldest first."""
         return [
             o if isinstance(o, OrderView) else self._view(o)
             for o in self._orders.values()
@@ -477,15 +481,15 @@ class Engine:
         ]
 
     def trades(self, account: str) -> list[TradeView]:
-        """The account's fills, oldest first."""
+        """The account's fills (since the history was last detached), oldest first."""
         return list(self._trades.get(account, []))
 
     # === public: history ========================================================================
 
     def detach_history(self) -> EngineHistory:
-        """Take the history out (ended orders, fills, ledger entries): what is left is the live
-        state, for a snapshot. Put it back with :meth:`attach_history` (the same object) or,
-        in a restored engine, :meth:`restore_history` (from a copy kept elsewhere)."""
+        """Take the history out (ended orders, fills, ledger entries, ids issued so far): what
+        is left is the live state, for a snapshot. Readings then show only what is live and
+        what ends from now on. :meth:`attach_history` puts it back."""
         orders = self._orders
         live: dict[str, _Order | OrderView] = {
             txid: order for mine in self._open.values() for txid, order in mine.items()
@@ -504,34 +508,6 @@ class Engine:
         )
         if isinstance(self._ids, SeededIds):
             self._ids.put_issued(history.issued)
-
-    def restore_history(
-        self,
-        orders: Iterable[OrderView],
-        trades: Iterable[TradeView],
-        entries: Iterable[LedgerEntry],
-    ) -> None:
-        """Give an engine restored from live state (and perhaps brought forward since) its
-        complete history: every order ever placed in placement order (the live ones stay
-        live), every fill and every ledger entry, oldest first, as kept elsewhere. Their ids
-        count as issued again (an amend id, kept nowhere else, is the one id this cannot bring
-        back; a new id equal to one of them has a chance of 2**-80)."""
-        current = self._orders
-        rebuilt: dict[str, _Order | OrderView] = {}
-        for view in orders:
-            known = current.pop(view.txid, None)
-            rebuilt[view.txid] = view if known is None else known
-        rebuilt.update(current)  # none expected: every placed order is kept elsewhere too
-        by_account: dict[str, list[TradeView]] = {}
-        for trade in trades:
-            by_account.setdefault(trade.account, []).append(trade)
-        history = list(entries)
-        self._orders, self._trades, self.ledger.entries = rebuilt, by_account, history
-        if isinstance(self._ids, SeededIds):
-            self._ids.put_issued(rebuilt)
-            self._ids.put_issued(t.trade_id for ts in by_account.values() for t in ts)
-            self._ids.put_issued(e.ledger_id for e in history)
-            self._ids.put_issued(e.refid for e in history)
 
     def balance(self, account: str, asset: str) -> Decimal:
         """Total balance of an asset (code or altname)."""
