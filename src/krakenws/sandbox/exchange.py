@@ -21,9 +21,13 @@ How state survives a crash (the engine is deterministic: seeded ids, injected ti
    ``"1E+3"``, ``int`` vs ``str``), and the live call runs from the *decoded* arguments, so live
    and replay see identical inputs.
 4. Every ``snapshot_every`` commands (or ``snapshot_seconds`` of clock time with commands
-   pending) the engine is pickled into ``snapshots`` with its journal position. A restart loads
-   the newest snapshot written by the same schema and engine code (others, and ones that fail to
+   pending) the engine's live state is pickled into ``snapshots`` with its journal position,
+   and the engine lets go of its history (see :meth:`Exchange.snapshot`). A restart loads the
+   newest snapshot written by the same schema and engine code (others, and ones that fail to
    load, are ignored) and replays the journal after it; with none, it replays from the start.
+5. History (every order as it stands, fills, ledger entries) is read from the store's rows
+   (:meth:`Exchange.orders`, :meth:`Exchange.trades`, :meth:`Exchange.ledger`), which are
+   complete and current after every command.
 
 Seed, tier and markets are recorded on first open; reopening with different ones is refused,
 because replay would then build a different exchange.
