@@ -1547,6 +1547,33 @@ class Client:
             return
         await connection.subscribe(Subscribe(subscription=subscription), timeout=wait)
 
+    def _check_private_options(self, wanted: Subscription) -> None:
+        """Refuse a stream asking for private-feed options the running subscription lacks:
+        Kraken keeps one subscription per channel on a connection, so it would silently not
+        get them. (``ratecounter`` off on a feed that has it only adds a field: allowed.)"""
+        connection = self._private
+        active = (
+            None
+            if connection is None
+            else connection.registry.subscription(SubscriptionKey(wanted.name, None))
+        )
+        if active is None:
+            return
+        if wanted.name == "ownTrades":
+            have = active.consolidate_taker is not False  # absent: Kraken's default, true
+            if (wanted.consolidate_taker is not False) != have:
+                raise UsageError(
+                    f"ownTrades already runs with consolidate_taker={have} (Kraken keeps one"
+                    " subscription per channel on a connection): open this stream with that"
+                    " value, or before anything else (order tracking included) subscribes it"
+                )
+        elif wanted.ratecounter is True and active.ratecounter is not True:
+            raise UsageError(
+                "openOrders already runs without ratecounter (Kraken keeps one subscription per"
+                " channel on a connection): open the first openOrders stream with"
+                " ratecounter=True"
+            )
+
     def _live_sequence(self, channel: str) -> int | None:
         """The last sequence of a private feed already subscribed and past its snapshot
         (None if it is not, or is healing: then a real snapshot is still to come)."""
@@ -1565,13 +1592,17 @@ class Client:
     ) -> Opening[Stream[OpenOrders]]:
         """Stream ``openOrders`` frames, a snapshot of the open orders first.
 
-        The subscription is shared; ``ratecounter`` applies when this call creates it. A
+        The subscription is shared; asking for ``ratecounter`` while the feed runs without it
+        raises :class:`~krakenws.errors.UsageError` (order tracking subscribes with it). A
         stream opened while the feed already runs (another stream, or order handles, use it)
         starts with a snapshot rebuilt from what the feed sent so far (each open order's
         entry with its updates merged; the sequence of the last frame it reflects).
         """
 
+        subscription = Subscription(name="openOrders", ratecounter=ratecounter or UNSET)
+
         async def open_stream() -> Stream[OpenOrders]:
+            self._check_private_options(subscription)
             stream: Stream[OpenOrders] = Stream("openOrders", maxsize=self.stream_maxsize)
             self._open_orders_sinks.append(stream)
             stream._on_close = lambda: _discard(self._open_orders_sinks, stream)
@@ -1579,9 +1610,7 @@ class Client:
             if sequence is not None:
                 stream._push(self.orders.open_orders_snapshot(sequence))
             try:
-                await self._private_subscribe(
-                    Subscription(name="openOrders", ratecounter=ratecounter or UNSET), timeout
-                )
+                await self._private_subscribe(subscription, timeout)
             except BaseException:
                 stream.close()
                 raise
@@ -1600,11 +1629,16 @@ class Client:
 
         With ``snapshot`` the stream starts with the last 50 trades. A stream opened while
         the feed already runs gets them from what the feed sent so far (the latest 50 trades
-        seen; the sequence of the last frame). ``consolidate_taker`` applies when this call
-        creates the feed.
+        seen; the sequence of the last frame). ``consolidate_taker`` is the feed's: a stream
+        asking for the other value while the feed runs (order tracking subscribes it with
+        ``True``) gets :class:`~krakenws.errors.UsageError`, not silently the other kind.
         """
+        subscription = Subscription(
+            name="ownTrades", snapshot=snapshot, consolidate_taker=consolidate_taker
+        )
 
         async def open_stream() -> Stream[OwnTrades]:
+            self._check_private_options(subscription)
             stream: Stream[OwnTrades] = Stream("ownTrades", maxsize=self.stream_maxsize)
             self._own_trades_sinks.append(stream)
             stream._on_close = lambda: _discard(self._own_trades_sinks, stream)
@@ -1612,14 +1646,7 @@ class Client:
             if sequence is not None:
                 stream._push(self.orders.own_trades_snapshot(sequence))
             try:
-                await self._private_subscribe(
-                    Subscription(
-                        name="ownTrades",
-                        snapshot=snapshot,
-                        consolidate_taker=consolidate_taker,
-                    ),
-                    timeout,
-                )
+                await self._private_subscribe(subscription, timeout)
             except BaseException:
                 stream.close()
                 raise

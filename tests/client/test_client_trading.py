@@ -298,6 +298,39 @@ async def rebuilt_snapshots(sandbox: RunningSandbox) -> None:
             await resting_again.cancel()
 
 
+def test_a_stream_never_silently_gets_other_private_feed_options(
+    sandbox: RunningSandbox,
+) -> None:
+    """Kraken keeps one subscription per private channel and connection: a stream asking for
+    options the running feed lacks is refused with a clear UsageError."""
+
+    async def body() -> None:
+        async with client_for(sandbox) as client:
+            price = await far_bid(client)
+            order = await client.add_order("XBT/USD", "buy", "limit", "0.01", price=price)
+            await order.wait_status("open", timeout=10)  # tracking subscribed both feeds
+            with pytest.raises(UsageError, match="consolidate_taker=True"):
+                await client.own_trades(consolidate_taker=False)
+            fills = await client.own_trades(snapshot=False)  # the feed's own value: fine
+            orders = await client.open_orders(ratecounter=True)  # tracking asked for it too
+            await order.cancel()
+            update = await orders.get(timeout=10)
+            assert update.sequence >= 1
+            fills.close()
+        async with client_for(sandbox) as client:
+            first = await client.open_orders()  # without ratecounter
+            with pytest.raises(UsageError, match="without ratecounter"):
+                await client.open_orders(ratecounter=True)
+            second = await client.open_orders()  # the same options: shared
+            assert not first.closed and not second.closed
+            unconsolidated = await client.own_trades(consolidate_taker=False)
+            with pytest.raises(UsageError, match="consolidate_taker=False"):
+                await client.own_trades()
+            assert not unconsolidated.closed
+
+    run(body)
+
+
 def test_tokens_are_fetched_once_for_concurrent_callers(sandbox: RunningSandbox) -> None:
     async def body() -> None:
         async with client_for(sandbox) as client:
