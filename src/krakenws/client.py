@@ -180,6 +180,7 @@ KRAKEN_WS_AUTH_URL: Final = "wss://ws-auth.kraken.com"
 KRAKEN_REST_URL: Final = "https://api.kraken.com"
 
 _T = TypeVar("_T")
+_Frame = TypeVar("_Frame", OpenOrders, OwnTrades)
 _PUBLIC: Final = "public"
 _PRIVATE: Final = "private"
 _TOKEN_MAX_AGE: Final = 600.0  # Kraken: a token must be used within 15 minutes of issue
@@ -1600,23 +1601,11 @@ class Client:
         """
 
         subscription = Subscription(name="openOrders", ratecounter=ratecounter or UNSET)
-
-        async def open_stream() -> Stream[OpenOrders]:
-            self._check_private_options(subscription)
-            stream: Stream[OpenOrders] = Stream("openOrders", maxsize=self.stream_maxsize)
-            self._open_orders_sinks.append(stream)
-            stream._on_close = lambda: _discard(self._open_orders_sinks, stream)
-            sequence = self._live_sequence("openOrders")
-            if sequence is not None:
-                stream._push(self.orders.open_orders_snapshot(sequence))
-            try:
-                await self._private_subscribe(subscription, timeout)
-            except BaseException:
-                stream.close()
-                raise
-            return stream
-
-        return Opening(open_stream())
+        return Opening(
+            self._private_stream(
+                subscription, self._open_orders_sinks, self.orders.open_orders_snapshot, timeout
+            )
+        )
 
     def own_trades(
         self,
@@ -1636,23 +1625,32 @@ class Client:
         subscription = Subscription(
             name="ownTrades", snapshot=snapshot, consolidate_taker=consolidate_taker
         )
+        rebuilt = self.orders.own_trades_snapshot if snapshot else None
+        return Opening(self._private_stream(subscription, self._own_trades_sinks, rebuilt, timeout))
 
-        async def open_stream() -> Stream[OwnTrades]:
-            self._check_private_options(subscription)
-            stream: Stream[OwnTrades] = Stream("ownTrades", maxsize=self.stream_maxsize)
-            self._own_trades_sinks.append(stream)
-            stream._on_close = lambda: _discard(self._own_trades_sinks, stream)
-            sequence = self._live_sequence("ownTrades") if snapshot else None
+    async def _private_stream(
+        self,
+        subscription: Subscription,
+        sinks: list[Stream[_Frame]],
+        rebuilt: Callable[[int], _Frame] | None,
+        timeout: float | None,
+    ) -> Stream[_Frame]:
+        """A stream of one private feed, subscribed if it is not yet. Joining a feed that
+        already runs, it starts with ``rebuilt(last sequence)`` (None: no snapshot wanted)."""
+        self._check_private_options(subscription)
+        stream: Stream[_Frame] = Stream(subscription.name, maxsize=self.stream_maxsize)
+        sinks.append(stream)
+        stream._on_close = lambda: _discard(sinks, stream)
+        if rebuilt is not None:
+            sequence = self._live_sequence(subscription.name)
             if sequence is not None:
-                stream._push(self.orders.own_trades_snapshot(sequence))
-            try:
-                await self._private_subscribe(subscription, timeout)
-            except BaseException:
-                stream.close()
-                raise
-            return stream
-
-        return Opening(open_stream())
+                stream._push(rebuilt(sequence))
+        try:
+            await self._private_subscribe(subscription, timeout)
+        except BaseException:
+            stream.close()
+            raise
+        return stream
 
     async def track_orders(self, *, timeout: float | None = None) -> None:
         """Subscribe openOrders and ownTrades so :attr:`orders` and handles stay current
