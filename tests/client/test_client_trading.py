@@ -229,23 +229,29 @@ def test_other_refusals(sandbox: RunningSandbox) -> None:
     run(body)
 
 
-def test_private_streams_start_with_snapshots(sandbox: RunningSandbox) -> None:
-    async def body() -> None:
-        async with client_for(sandbox) as client:
-            price = await far_bid(client)
-            order = await client.add_order("XBT/USD", "buy", "limit", "0.01", price=price)
-            await order.wait_status("open", timeout=10)
-        async with client_for(sandbox) as client:
-            orders = await client.open_orders(ratecounter=True)
-            snapshot = await orders.get(timeout=10)
-            assert isinstance(snapshot, OpenOrders) and snapshot.sequence == 1
-            assert order.txid in {txid for txid, _ in snapshot.orders}
-            trades = await client.own_trades()
-            first = await trades.get(timeout=10)
-            assert first.sequence == 1 and first.trades  # earlier tests traded
-            await client.cancel_order(order.txid)
+def test_private_streams_start_with_snapshots() -> None:
+    # Its own sandbox: the fill it needs would spend the shared account's trading counter.
+    with run_sandbox(main_levels=50) as sandbox:
+        run(partial(streams_start_with_snapshots, sandbox))
 
-    run(body)
+
+async def streams_start_with_snapshots(sandbox: RunningSandbox) -> None:
+    async with client_for(sandbox) as client:
+        price = await far_bid(client)
+        order = await client.add_order("XBT/USD", "buy", "limit", "0.01", price=price)
+        await order.wait_status("open", timeout=10)
+        filled = await client.add_order("XBT/USD", "buy", "market", "0.001")
+        await filled.wait_done(timeout=10)
+    async with client_for(sandbox) as client:
+        orders = await client.open_orders(ratecounter=True)
+        snapshot = await orders.get(timeout=10)
+        assert isinstance(snapshot, OpenOrders) and snapshot.sequence == 1
+        assert order.txid in {txid for txid, _ in snapshot.orders}
+        trades = await client.own_trades()
+        first = await trades.get(timeout=10)
+        assert first.sequence == 1
+        assert filled.txid in {trade.ordertxid for _, trade in first.trades}
+        await client.cancel_order(order.txid)
 
 
 def test_a_stream_opened_on_a_running_feed_starts_with_a_rebuilt_snapshot() -> None:
