@@ -458,23 +458,9 @@ class PrivateFeeds:
         }
 
     def _order_full(self, order: OrderView) -> dict[str, Any]:
-        """The full openOrders object (snapshots and new orders), built in one go."""
+        """The full openOrders object (snapshots and new orders)."""
         pair = self._pair(order.pair)
         quantum = self._price_quantum(pair)
-        price, price2 = _at(order.price, quantum), _at(order.price2, quantum)
-        vol = _volume(order.vol)
-        text = f"{order.type} {vol} {order.wsname} @ {order.ordertype} {price}"
-        if order.ordertype.endswith("-limit"):
-            text += f", limit {price2}"
-        close = None
-        parent_close = order.contingent
-        if parent_close is not None:
-            close = f"close position @ {parent_close.ordertype}"
-            if parent_close.price is not None:
-                close += f" {parent_close.price}"
-            if parent_close.price2 is not None:
-                close += f", limit {parent_close.price2}"
-        cost_asset = pair.base if "viqc" in order.oflags else pair.quote
         entry: dict[str, Any] = {
             "refid": None,
             "userref": order.userref,
@@ -482,21 +468,9 @@ class PrivateFeeds:
             "opentm": format_time(order.opentm),
             "starttm": None if order.starttm is None else format_time(order.starttm),
             "expiretm": None if order.expiretm is None else format_time(order.expiretm),
-            "descr": {
-                "pair": order.wsname,
-                "type": order.type,
-                "ordertype": order.ordertype,
-                "price": price,
-                "price2": price2,
-                "leverage": None,
-                "order": text,
-                "close": close,
-            },
-            "vol": vol,
-            "vol_exec": _volume(order.vol_exec),
-            "cost": _at(order.cost, self._money_quantum(pair, cost_asset)),
-            "fee": _at(order.fee, self._money_quantum(pair, order.fee_asset)),
-            "avg_price": _at(order.avg_price, quantum),
+            "descr": self._descr(order, pair),
+            "vol": _volume(order.vol),
+            **self._progress(order, pair),
             "stopprice": _at(order.stopprice, quantum),
             "limitprice": _at(order.limitprice, quantum),
             "misc": ",".join(order.misc),
