@@ -47,7 +47,7 @@ from typing import Any, Final
 
 from msgspec import UNSET, structs
 
-from krakenws.protocol.messages import OpenOrders, OrderInfo, OwnTrade, OwnTrades
+from krakenws.protocol.messages import OpenOrders, OrderDescr, OrderInfo, OwnTrade, OwnTrades
 
 __all__ = ["DONE_STATUSES", "Fill", "OpenOrdersResult", "OrderState", "OrderTracker"]
 
@@ -155,22 +155,20 @@ def _same(value: Any) -> Any:
 
 def _merged(known: OrderInfo, update: OrderInfo) -> OrderInfo:
     """``known`` with every field ``update`` carries (a ``descr`` merged the same way)."""
-    changes = {
-        name: value
-        for name in update.__struct_fields__
-        if (value := getattr(update, name)) is not UNSET
-    }
+    changes = _present(update)
     descr = changes.get("descr")
     if descr is not None and known.descr is not UNSET:
-        changes["descr"] = structs.replace(
-            known.descr,
-            **{
-                name: value
-                for name in descr.__struct_fields__
-                if (value := getattr(descr, name)) is not UNSET
-            },
-        )
+        changes["descr"] = structs.replace(known.descr, **_present(descr))
     return structs.replace(known, **changes)
+
+
+def _present(struct: OrderInfo | OrderDescr) -> dict[str, Any]:
+    """The fields a (partial) entry carries: every one not UNSET."""
+    return {
+        name: value
+        for name in struct.__struct_fields__
+        if (value := getattr(struct, name)) is not UNSET
+    }
 
 
 def _time_key(text: str | Any) -> Decimal:
