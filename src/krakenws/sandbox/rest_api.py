@@ -960,15 +960,15 @@ def _page(
     each a time or the id of one of the records), then 50 from ``ofs``; with how many
     matched. Records of the same microsecond keep their record order, so an id as ``start``
     excludes exactly that record and those before it."""
-    ranks = {ident(item): (moment(item), n) for n, item in enumerate(items)}
+    ranked = [((moment(item), n), item) for n, item in enumerate(items)]
+    ranks = {ident(item): rank for rank, item in ranked}
     start = _bound_param(params, "start", ranks)
     end = _bound_param(params, "end", ranks)
+    ranked.sort(key=lambda pair: pair[0], reverse=True)
     chosen = [
         item
-        for item in sorted(items, key=lambda item: ranks[ident(item)], reverse=True)
-        if keep(item)
-        and (start is None or ranks[ident(item)] > start)
-        and (end is None or ranks[ident(item)] <= end)
+        for rank, item in ranked
+        if keep(item) and (start is None or rank > start) and (end is None or rank <= end)
     ]
     offset = _int_param(params, "ofs", 0, 0, 2**31)
     return chosen[offset : offset + _PAGE], len(chosen)
