@@ -69,6 +69,7 @@ from types import MappingProxyType
 from typing import Literal, NamedTuple
 
 from krakenws.errors import UsageError
+from krakenws.protocol.messages import userref_value
 
 __all__ = [
     "ADD_COST",
@@ -267,20 +268,6 @@ def _never() -> UsageError:
     return UsageError("this counter does not decay: the charge can never fit")
 
 
-def _as_userref(ref: str | int) -> int | None:
-    """A cancel reference read as a userref (a 32-bit integer, possibly negative), or None."""
-    if isinstance(ref, bool):
-        return None
-    if isinstance(ref, int):
-        return ref
-    digits = ref.removeprefix("-")
-    if digits.isascii() and digits.isdigit() and len(digits) <= 10:
-        value = int(ref)
-        if -(2**31) <= value < 2**31:
-            return value
-    return None
-
-
 def _check_cost(cost: Decimal | int, limit: Decimal, cancel: bool) -> Decimal:
     amount = Decimal(cost)
     if amount < 0:
@@ -434,7 +421,7 @@ class TradingRateMirror:
             if isinstance(ref, str) and ref in self._orders:
                 found[ref] = None
                 continue
-            userref = _as_userref(ref)
+            userref = userref_value(ref)
             if userref is not None:
                 userrefs.add(userref)
         wanted = set(cl_ord_ids)

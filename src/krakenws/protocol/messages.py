@@ -75,6 +75,7 @@ __all__ = [
     "Trade",
     "TradeEntry",
     "Unsubscribe",
+    "userref_value",
 ]
 
 ReqIdEcho: TypeAlias = int | str | None
@@ -86,6 +87,23 @@ DECIMAL_TEXT: Final = r"^-?[0-9]+(?:\.[0-9]+)?\Z"
 Number: TypeAlias = Annotated[str, Meta(pattern=DECIMAL_TEXT)]
 """A wire number kept as its exact text; decoding refuses text that is not one, so that the
 ``*_decimal`` readings of a decoded message never fail."""
+
+
+def userref_value(value: object) -> int | None:
+    """``value`` read as a userref (a signed 32-bit integer, given as an int or as the ASCII
+    digits of one, possibly negative), or None when it is not one.
+
+    >>> userref_value("-7"), userref_value(7), userref_value("2147483648"), userref_value(True)
+    (-7, 7, None, None)
+    """
+    if isinstance(value, str):
+        digits = value.removeprefix("-")
+        if not (digits.isascii() and digits.isdigit() and len(digits) <= 10):
+            return None
+        value = int(value)
+    if type(value) is not int or not -(2**31) <= value < 2**31:
+        return None
+    return value
 
 
 # --- client -> server --------------------------------------------------------------------------

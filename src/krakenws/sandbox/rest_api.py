@@ -28,6 +28,7 @@ import msgspec
 from krakenws.auth import verify_api_sign
 from krakenws.errors import ExchangeError, KrakenError, UnknownPairError, UsageError
 from krakenws.pairs import Pair
+from krakenws.protocol.messages import userref_value
 from krakenws.ratelimit import REST_TIERS, TRADING_ENDPOINTS, rest_cost
 from krakenws.sandbox.engine.events import LedgerEntry, OrderView, TradeView
 from krakenws.sandbox.engine.requests import OrderRequest
@@ -1026,12 +1027,8 @@ def _order_ref(value: Any) -> str | int:
     """A ``txid`` parameter: an order id, or a userref (a 32-bit integer, possibly negative).
 
     Text that is neither stays text (and is then an unknown order)."""
-    text = str(value)
-    if isinstance(value, int | str) and not isinstance(value, bool):
-        digits = text.removeprefix("-")
-        if _is_digits(digits) and len(digits) <= 10 and -(2**31) <= int(text) < 2**31:
-            return int(text)
-    return text
+    userref = userref_value(value)
+    return str(value) if userref is None else userref
 
 
 def _reject_constant(name: str) -> Any:

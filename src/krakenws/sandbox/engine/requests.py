@@ -24,6 +24,7 @@ from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
 
 from krakenws.errors import ExchangeError, error_from_kraken
+from krakenws.protocol.messages import userref_value
 
 __all__ = [
     "MAX_AMOUNT",
@@ -166,10 +167,7 @@ def parse_bool(value: object, field: str) -> bool:
 
 def parse_userref(value: object, field: str = "userref") -> int:
     """A signed 32-bit integer (Kraken's userref), as int or string of an int."""
-    if isinstance(value, bool):
+    userref = userref_value(value)
+    if userref is None:
         raise invalid(field)
-    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,10}", value):
-        value = int(value)
-    if not isinstance(value, int) or not -(2**31) <= value < 2**31:
-        raise invalid(field)
-    return value
+    return userref
