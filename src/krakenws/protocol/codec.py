@@ -564,11 +564,13 @@ _TICKER_LAYOUTS: Final[dict[str, tuple[tuple[type, ...], str]]] = {
 _IS_NUMBER: Final = re.compile(DECIMAL_TEXT).match
 
 
-def _numbers(what: str, values: Any) -> None:
-    """Refuse a payload whose numbers (``values``: their texts) are not decimal text."""
+def _numbers(values: Any, what: str, detail: object = None) -> None:
+    """Refuse a payload whose numbers (``values``: their texts) are not decimal text; the
+    error names ``what`` (formatted with ``detail`` only then, off the common path)."""
     for value in values:
         if type(value) is str and not _IS_NUMBER(value):
-            raise ProtocolError(f"{what}: {_show(value)} is not a decimal number")
+            where = what if detail is None else what.format(detail)
+            raise ProtocolError(f"{where}: {_show(value)} is not a decimal number")
 
 
 def _decode_ticker(frame: list[Any], size: int, name: str) -> Ticker:
@@ -581,7 +583,7 @@ def _decode_ticker(frame: list[Any], size: int, name: str) -> Ticker:
         if key not in body:
             raise ProtocolError(f"ticker payload has no {key!r}")
         parts[key] = part = _pair_of(body, key, kinds, layout)
-        _numbers(f"ticker {key!r}", part)
+        _numbers(part, "ticker {!r}", key)
     return Ticker(channel_id=channel_id, channel_name=name, pair=pair, **parts)
 
 
@@ -601,7 +603,7 @@ def _decode_ohlc(frame: list[Any], size: int, name: str) -> Ohlc:
         raise ProtocolError(
             f"ohlc payload must be {_OHLC_LAYOUT} (strings, count an integer), got {_show(candle)}"
         )
-    _numbers("ohlc", candle)
+    _numbers(candle, "ohlc")
     time, etime, open_, high, low, close, vwap, volume, count = candle
     return Ohlc(
         channel_id=channel_id,
@@ -632,7 +634,7 @@ def _decode_trade(frame: list[Any], size: int, name: str) -> Trade:
                 f" strings, got {_show(entry)}"
             )
         price, volume, time, side, order_type, misc = entry
-        _numbers(f"trade entry {index}", (price, volume, time))
+        _numbers((price, volume, time), "trade entry {}", index)
         trades.append(
             TradeEntry(
                 price=price, volume=volume, time=time, side=side, order_type=order_type, misc=misc
@@ -649,7 +651,7 @@ def _decode_spread(frame: list[Any], size: int, name: str) -> Spread:
             "spread payload must be [bid, ask, timestamp, bid_volume, ask_volume] strings,"
             f" got {_show(body)}"
         )
-    _numbers("spread", body)
+    _numbers(body, "spread")
     bid, ask, timestamp, bid_volume, ask_volume = body
     return Spread(
         channel_id=channel_id,
