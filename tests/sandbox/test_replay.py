@@ -34,6 +34,7 @@ from krakenws.sandbox.replay import Publication, ReplayMarket
 from krakenws.testing import RunningSandbox, frames_from_sdk_fixture, run_sandbox, write_capture
 from tests.cli.test_sandbox_command import start, stop
 from tests.conftest import BOOK1000, SDK_BOOK10, TRADES, fixture_path, server_frames
+from tests.sandbox import test_ws_public as ws_public
 
 T = TypeVar("T")
 TRADED_PAIRS = ("XMR/USD", "SC/EUR")  # the two pairs the trade fixture has trades for
@@ -199,23 +200,21 @@ def run(factory: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
-class Client:
+class Client(ws_public.Client):
     """A /ws client that keeps every text frame it receives, raw, in order."""
 
     def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.session, self.ws = session, ws
+        super().__init__(session, ws)
         self.texts: list[str] = []
         self.times: list[float] = []
 
     @classmethod
     async def connect(cls, sandbox: RunningSandbox) -> Client:
-        session = aiohttp.ClientSession()
-        ws = await session.ws_connect(sandbox.rest_url.replace("http", "ws") + "/ws")
-        return cls(session, ws)
+        plain = await ws_public.connect(sandbox)
+        return cls(plain.session, plain.ws)
 
     async def subscribe(self, pairs: list[str], **subscription: Any) -> None:
-        request = {"event": "subscribe", "pair": pairs, "subscription": subscription}
-        await self.ws.send_str(json.dumps(request))
+        await self.send(ws_public.subscribe(pairs, **subscription))
 
     async def receive(self, timeout: float = 10) -> Any:
         message = await self.ws.receive(timeout=timeout)
@@ -225,15 +224,7 @@ class Client:
         return json.loads(message.data)
 
     async def until(self, predicate: Callable[[Any], bool], timeout: float = 30) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            frame = await self.receive(max(0.1, deadline - time.monotonic()))
-            if predicate(frame):
-                return frame
-
-    async def close(self) -> None:
-        await self.ws.close()
-        await self.session.close()
+        return await self.receive_until(predicate, timeout)
 
 
 def is_heartbeat(frame: Any) -> bool:
