@@ -84,6 +84,34 @@ def test_private_feeds_and_trading_over_ws_auth(sandbox: RunningSandbox) -> None
     run(scenario)
 
 
+def test_a_bad_reqid_is_refused_with_what_identifies_the_request(sandbox: RunningSandbox) -> None:
+    """Spec 1.6: the error echoes the reqid exactly as sent (null too) and the request's pair."""
+    ws_token = token(sandbox)
+
+    async def scenario() -> None:
+        client = await connect(sandbox, "/ws-auth")
+        await client.receive()
+        await client.send(
+            {"event": "addOrder", "token": ws_token, "reqid": None, "pair": "USDC/USD",
+             "type": "buy", "ordertype": "limit", "price": "0.9", "volume": "10"}
+        )  # fmt: skip
+        message = await client.ws.receive(timeout=10)
+        assert message.data == (
+            '{"errorMessage":"Reqid field must be a positive integer less than '
+            '18446744073709551616","event":"addOrderStatus","pair":"USDC/USD","reqid":null,'
+            '"status":"error"}'
+        )
+        await client.send({"event": "cancelAll", "token": ws_token, "reqid": "a"})
+        refused = await client.receive_until(is_event("cancelAllStatus"))
+        assert refused["reqid"] == "a" and "pair" not in refused
+        await client.send({"event": "cancelAll", "token": ws_token, "reqid": 4})
+        counted = await client.receive_until(is_event("cancelAllStatus"))
+        assert counted["status"] == "ok" and counted["reqid"] == 4 and "pair" not in counted
+        await client.close()
+
+    run(scenario)
+
+
 def test_a_token_serves_many_connections(sandbox: RunningSandbox) -> None:
     ws_token = token(sandbox)
 

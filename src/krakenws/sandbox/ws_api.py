@@ -369,7 +369,10 @@ class WsApi:
             status_event = "subscriptionStatus"
         if has_reqid and (type(reqid) is not int or not 0 <= reqid < _MAX_REQID):
             reply: dict[str, Any] = {"errorMessage": _REQID_ERROR, "event": status_event}
-            # Kraken echoes the reqid as sent ("a", null); a list or object is not echoed.
+            # Kraken echoes what identifies the request: its pair (spec 1.6) and the reqid as
+            # sent ("a", null); a list or object is not echoed.
+            if isinstance(request.get("pair"), str):
+                reply["pair"] = request["pair"]
             if reqid is None or (isinstance(reqid, int | str) and not isinstance(reqid, bool)):
                 reply["reqid"] = reqid
             reply["status"] = "error"
