@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 from functools import partial
+from typing import Any
 
 import msgspec
 import pytest
@@ -22,7 +23,9 @@ from krakenws.errors import (
     InvalidSessionError,
     KrakenTimeoutError,
     MarketStateError,
+    OrderError,
     OrderMinimumNotMetError,
+    OrdersLimitExceededError,
     PermissionDeniedError,
     TickSizeError,
     UnknownOrderError,
@@ -30,6 +33,7 @@ from krakenws.errors import (
     UsageError,
 )
 from krakenws.protocol.messages import OpenOrders, OwnTrades
+from krakenws.ratelimit import RATE_TIERS
 from krakenws.testing import RunningSandbox, run_sandbox
 from tests.client.support import client_for, drain, run, sandbox_fixture, wait_until
 
@@ -185,10 +189,20 @@ def test_validate_checks_without_placing(sandbox: RunningSandbox) -> None:
             DeadlineElapsedError,
             "EService:Deadline elapsed",
         ),
+        (
+            {"volume": "0.01", "ordertype": "limit", "price": "1000", "reduce_only": True},
+            OrderError,
+            "EOrder:Reduce only:No position exists",
+        ),
+        (
+            {"volume": "0.01", "ordertype": "settle-position", "price": "1000"},
+            OrderError,
+            "EOrder:Unknown position",
+        ),
     ],
 )
 def test_refused_orders_raise_the_mapped_error(
-    sandbox: RunningSandbox, order: dict[str, str], error: type[Exception], text: str
+    sandbox: RunningSandbox, order: dict[str, Any], error: type[Exception], text: str
 ) -> None:
     async def body() -> None:
         async with client_for(sandbox) as client:
@@ -200,6 +214,7 @@ def test_refused_orders_raise_the_mapped_error(
                     order["volume"],
                     price=order.get("price"),
                     leverage=order.get("leverage"),
+                    reduce_only=order.get("reduce_only"),
                     deadline=order.get("deadline"),
                     track=False,
                 )
@@ -424,20 +439,57 @@ def test_every_call_has_a_deadline(sandbox: RunningSandbox) -> None:
     run(body)
 
 
-@pytest.mark.parametrize("mode", ["cancel_only", "post_only"])
-def test_market_modes_refuse_new_orders(sandbox: RunningSandbox, mode: str) -> None:
+@pytest.mark.parametrize(
+    ("mode", "pair"), [("cancel_only", None), ("post_only", None), ("limit_only", "XBT/USD")]
+)
+def test_market_modes_refuse_new_orders(
+    sandbox: RunningSandbox, mode: str, pair: str | None
+) -> None:
+    where = {} if pair is None else {"pair": pair}  # the whole exchange, or one pair's market
+
     async def body() -> None:
         async with client_for(sandbox) as client:
             await client.track_orders()
-            await asyncio.to_thread(sandbox.admin, "status", {"status": mode})
+            await asyncio.to_thread(sandbox.admin, "status", {"status": mode, **where})
             try:
                 with pytest.raises(MarketStateError) as caught:
                     await client.add_order("XBT/USD", "buy", "market", "0.001")
                 assert caught.value.kraken_error == f"EService:Market in {mode} mode"
             finally:
-                await asyncio.to_thread(sandbox.admin, "status", {"status": "online"})
+                await asyncio.to_thread(sandbox.admin, "status", {"status": "online", **where})
 
     run(body)
+
+
+def test_scheduled_and_open_order_limits_raise_orders_limit_exceeded() -> None:
+    """Starter tier, per pair (spec 7.6): 25 scheduled orders on ETH/USD, 60 open orders on
+    XBT/USD. Its own sandbox: these orders would crowd the shared account's rate counters (and
+    cancelling them, at +8 each while young, would cost minutes of counter decay)."""
+    tier = RATE_TIERS["starter"]
+
+    async def fill_up(client: Client, pair: str, count: int, **options: Any) -> ExchangeError:
+        price = await far_bid(client, pair)
+        for _ in range(count):
+            await client.add_order(
+                pair, "buy", "limit", "0.01", price=price, track=False, **options
+            )
+        with pytest.raises(OrdersLimitExceededError) as caught:
+            await client.add_order(
+                pair, "buy", "limit", "0.01", price=price, track=False, **options
+            )
+        return caught.value
+
+    async def body(sandbox: RunningSandbox) -> None:
+        async with client_for(sandbox) as client:
+            scheduled = await fill_up(client, "ETH/USD", tier.max_scheduled_orders, starttm="+3600")
+            assert scheduled.kraken_error == "EOrder:Scheduled orders limit exceeded"
+            opened = await fill_up(client, "XBT/USD", tier.max_open_orders)
+            assert opened.kraken_error == "EOrder:Orders limit exceeded"
+            listed = await client.rest.open_orders()
+            assert len(listed) == tier.max_scheduled_orders + tier.max_open_orders
+
+    with run_sandbox(main_levels=50) as sandbox:
+        run(partial(body, sandbox))
 
 
 def test_a_key_without_trading_permission_is_refused(sandbox: RunningSandbox) -> None:
