@@ -32,7 +32,7 @@ from krakenws.client import (
     SequenceGap,
     StatusChanged,
 )
-from krakenws.errors import ConnectionClosedError, ExchangeError, KrakenError
+from krakenws.errors import ConnectionClosedError, KrakenError, ServiceUnavailableError
 from krakenws.protocol.book import checksum_reference
 from krakenws.testing import RunningSandbox
 from tests.client.support import admin, client_for, drain, run, sandbox_fixture, wait_until
@@ -189,9 +189,9 @@ def test_maintenance_then_online_is_surfaced_and_trading_resumes(
             try:
                 await admin(sandbox, "status", {"status": "maintenance"})
                 await wait_until(lambda: client.system_status == "maintenance")
-                with pytest.raises(ExchangeError) as caught:
+                with pytest.raises(ServiceUnavailableError) as caught:
                     await client.add_order("XBT/USD", "buy", "market", "0.001")
-                assert caught.value.kraken_error.startswith("EService")
+                assert caught.value.kraken_error == "EService:Unavailable"
             finally:
                 await admin(sandbox, "status", {"status": "online"})
             await wait_until(lambda: client.system_status == "online")

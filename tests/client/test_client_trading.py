@@ -492,6 +492,25 @@ def test_scheduled_and_open_order_limits_raise_orders_limit_exceeded() -> None:
         run(partial(body, sandbox))
 
 
+def test_an_order_with_a_conditional_close_cannot_be_edited() -> None:
+    """Spec 6.2. Its own sandbox: a young order's edit costs the shared rate counter dearly."""
+
+    async def body(sandbox: RunningSandbox) -> None:
+        async with client_for(sandbox) as client:
+            price = await far_bid(client)
+            closing = await client.add_order(
+                "XBT/USD", "buy", "limit", "0.01", price=price, close_ordertype="limit",
+                close_price=price * 2, track=False,
+            )  # fmt: skip
+            with pytest.raises(OrderError) as refused:
+                await client.edit_order(closing.txid, "XBT/USD", price=price - 1)
+            assert refused.value.kraken_error == "EOrder:Invalid order"
+            assert list(await client.rest.open_orders()) == [closing.txid]
+
+    with run_sandbox(main_levels=50) as sandbox:
+        run(partial(body, sandbox))
+
+
 def test_a_key_without_trading_permission_is_refused(sandbox: RunningSandbox) -> None:
     key = sandbox.admin(
         "keys", {"account": sandbox.account, "permissions": ["query_funds", "websocket"]}
