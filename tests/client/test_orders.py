@@ -157,3 +157,21 @@ def test_odd_times_sort_as_the_oldest_instead_of_failing() -> None:
         info = OrderInfo(status="open", opentm=opentm)
         tracker.apply_open_orders(OpenOrders(orders=[(txid, info)], sequence=sequence))
     assert [t for t, _ in tracker.open_orders_snapshot(3).orders] == ["OC", "OB", "OA"]
+
+
+def test_updates_with_only_some_fields_keep_what_earlier_frames_said() -> None:
+    """Spec 5.3: every field of an update is optional (userref included): older servers sent a
+    bare ``{"status": "open"}``, fills without userref and the docs a bare closing status."""
+    tracker = OrderTracker()
+    tracker.apply_open_orders(orders_frame(1, ("OA", FULL)))
+    tracker.apply_open_orders(orders_frame(2, ("OA", {"status": "open"})))
+    fill = {"vol_exec": "0.50000000", "cost": "15000.00000", "fee": "39.00000"}
+    tracker.apply_open_orders(orders_frame(3, ("OA", {**fill, "avg_price": "30000.00000"})))
+    state = tracker["OA"]
+    assert (state.status, state.userref, state.price) == ("open", 7, Decimal("30000.0"))
+    assert state.vol_exec == Decimal("0.5") and state.cost == Decimal("15000")
+    result = tracker.apply_open_orders(orders_frame(4, ("OA", {"status": "closed"})))
+    state = tracker["OA"]
+    assert result.changed == ["OA"] and state.is_done and state.is_filled
+    assert (state.userref, state.fee, state.volume) == (7, Decimal("39"), Decimal("0.5"))
+    assert list(tracker.open_orders) == []
