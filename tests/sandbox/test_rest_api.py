@@ -7,6 +7,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -321,4 +322,6 @@ def test_cancel_all_and_dead_man_switch(sandbox: RunningSandbox) -> None:
     assert ok(private(sandbox, "CancelAll"))["count"] >= 2
     armed = ok(private(sandbox, "CancelAllOrdersAfter", {"timeout": 60}))
     assert armed["currentTime"].endswith("Z") and armed["triggerTime"].endswith("Z")
+    current, trigger = (datetime.fromisoformat(armed[k]) for k in ("currentTime", "triggerTime"))
+    assert (trigger - current).total_seconds() == 60  # both rounded up (spec 6.6)
     assert ok(private(sandbox, "CancelAllOrdersAfter", {"timeout": 0}))["triggerTime"] == "0"

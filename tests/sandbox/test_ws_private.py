@@ -595,11 +595,16 @@ def test_cancel_all_and_dead_man_switch(feeds: PrivateFeeds, alice: str, clock: 
     assert isinstance(out.decoded[-1], m.CancelAllStatus) and out.decoded[-1].count == 2
     reply = trade(feeds, out, alice, event="cancelAllOrdersAfter", token="t", timeout=60)
     now = clock.t
-    assert reply["currentTime"] == datetime.fromtimestamp(now // SECOND, UTC).strftime(
+    assert now % SECOND  # a fraction of a second: both times round it up (spec 6.6)
+    assert reply["currentTime"] == datetime.fromtimestamp(-(-now // SECOND), UTC).strftime(
         "%Y-%m-%dT%H:%M:%SZ"
     )
-    trigger = datetime.fromisoformat(reply["triggerTime"].replace("Z", "+00:00"))
+    current, trigger = (
+        datetime.fromisoformat(reply[name].replace("Z", "+00:00"))
+        for name in ("currentTime", "triggerTime")
+    )
     assert trigger.timestamp() == -(-(now + 60 * SECOND) // SECOND)
+    assert (trigger - current).total_seconds() == 60
     decoded = out.decoded[-1]
     assert isinstance(decoded, m.CancelAllOrdersAfterStatus)
     reply = trade(feeds, out, alice, event="cancelAllOrdersAfter", token="t", timeout="0")

@@ -110,9 +110,10 @@ class _Call:
     key: ApiKey | None
 
 
-def rfc3339(micros: int, *, up: bool = False) -> str:
-    """Kraken's second-precision UTC time text; ``up`` rounds a fraction up (trigger times)."""
-    seconds = -(-micros // 1_000_000) if up else micros // 1_000_000
+def rfc3339(micros: int) -> str:
+    """Kraken's second-precision UTC time text, a fraction of a second rounded up (spec 6.6:
+    so a dead man's switch's trigger time is its current time plus exactly the timeout)."""
+    seconds = -(-micros // 1_000_000)
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -933,9 +934,7 @@ class RestApi:
         result = self.exchange.cancel_all_orders_after(self._account(call), seconds)
         return {
             "currentTime": rfc3339(result.current_time),
-            "triggerTime": "0"
-            if result.trigger_time is None
-            else rfc3339(result.trigger_time, up=True),
+            "triggerTime": "0" if result.trigger_time is None else rfc3339(result.trigger_time),
         }
 
     def _ws_token(self, call: _Call) -> Any:

@@ -715,7 +715,7 @@ class PrivateFeeds:
         if timeout is None:
             raise invalid("timeout")
         result = self.exchange.cancel_all_orders_after(account, timeout)
-        trigger = "0" if result.trigger_time is None else rfc3339(result.trigger_time, up=True)
+        trigger = "0" if result.trigger_time is None else rfc3339(result.trigger_time)
         outbox.send_json(
             self._status(
                 "cancelAllOrdersAfterStatus",
