@@ -147,6 +147,43 @@ def test_private_channels_need_a_valid_token(sandbox: RunningSandbox) -> None:
     run(scenario)
 
 
+def test_a_private_unsubscribe_needs_the_token_again(sandbox: RunningSandbox) -> None:
+    """Spec 2.2: without a valid token the feed stays subscribed."""
+    ws_token = token(sandbox)
+
+    async def scenario() -> None:
+        client = await connect(sandbox, "/ws-auth")
+        await client.receive()
+        await client.send(
+            {"event": "subscribe", "subscription": {"name": "openOrders", "token": ws_token}}
+        )
+        await client.receive_until(is_event("subscriptionStatus"))
+        for wrong in ({}, {"token": "nope"}):
+            await client.send(
+                {
+                    "event": "unsubscribe",
+                    "reqid": 3,
+                    "subscription": {"name": "openOrders", **wrong},
+                }
+            )
+            refused = await client.receive_until(is_event("subscriptionStatus"))
+            assert refused == {
+                "errorMessage": "ESession:Invalid session",
+                "event": "subscriptionStatus",
+                "reqid": 3,
+                "subscription": {"name": "openOrders"},
+                "status": "error",
+            }
+        await client.send(
+            {"event": "unsubscribe", "subscription": {"name": "openOrders", "token": ws_token}}
+        )
+        done = await client.receive_until(is_event("subscriptionStatus"))
+        assert done["status"] == "unsubscribed" and done["channelName"] == "openOrders"
+        await client.close()
+
+    run(scenario)
+
+
 # --- faults --------------------------------------------------------------------------------------
 
 

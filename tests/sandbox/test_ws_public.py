@@ -206,6 +206,56 @@ def _sweep(sandbox: RunningSandbox) -> None:
                                          "volume": "0.3"}))  # fmt: skip
 
 
+def test_a_bad_depth_or_interval_is_answered_per_pair_with_the_pair(
+    sandbox: RunningSandbox,
+) -> None:
+    """Spec 2.3's example: one error per pair, carrying the pair and the subscription; a pair
+    Kraken does not know still gets its own error; a badly typed option is left out of the
+    echo (a client decodes depth and interval as integers)."""
+    spec_example = {
+        "errorMessage": "Subscription depth not supported",
+        "event": "subscriptionStatus",
+        "pair": "XBT/USD",
+        "status": "error",
+        "subscription": {"depth": 42, "name": "book"},
+    }
+
+    async def errors(client: Client, request: dict[str, Any], count: int) -> list[Any]:
+        await client.send(request)
+        frames = [await client.receive() for _ in range(count)]
+        assert all(is_error(frame) for frame in frames), frames  # and nothing subscribed
+        return frames
+
+    async def scenario() -> None:
+        client = await connect(sandbox)
+        await client.receive()
+        [alone] = await errors(client, subscribe(["XBT/USD"], name="book", depth=42), 1)
+        assert alone == spec_example
+        both = await errors(
+            client, {**subscribe(["XBT/USD", "ETH/USD"], name="book", depth=42), "reqid": 7}, 2
+        )
+        assert [(e["pair"], e["reqid"], e["errorMessage"]) for e in both] == [
+            ("XBT/USD", 7, "Subscription depth not supported"),
+            ("ETH/USD", 7, "Subscription depth not supported"),
+        ]
+        mixed = await errors(client, subscribe(["FOO/BAR", "XBT/USD"], name="ohlc", interval=7), 2)
+        assert [(e["pair"], e["errorMessage"]) for e in mixed] == [
+            ("FOO/BAR", "Currency pair not supported FOO/BAR"),
+            ("XBT/USD", "Subscription ohlc interval not supported"),
+        ]
+        assert mixed[1]["subscription"] == {"interval": 7, "name": "ohlc"}
+        [typed] = await errors(client, subscribe(["XBT/USD"], name="book", depth="10"), 1)
+        assert typed["pair"] == "XBT/USD" and typed["subscription"] == {"name": "book"}
+        [unknown] = await errors(client, subscribe(["XBT/USD"], name="nope"), 1)
+        assert unknown["errorMessage"] == "Subscription name invalid"
+        assert unknown["subscription"] == {"name": "nope"}
+        for frame in [alone, *both, *mixed, typed, unknown]:
+            decode_server(json.dumps(frame))
+        await client.close()
+
+    run(scenario)
+
+
 ERRORS = [
     ({"event": "subscribe", "pair": ["XBT/USD"], "subscription": {"name": "book", "depth": 42}},
      "Subscription depth not supported"),

@@ -30,7 +30,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import msgspec
 from aiohttp import WSMsgType, web
@@ -228,6 +228,17 @@ class _IdleTimer:
             self._handle = None
 
 
+class _Parsed(NamedTuple):
+    """A well-formed (un)subscribe request: its channel name, subscription object, pairs, the
+    echo a status carries (only well-typed options) and a per-pair option error, if any."""
+
+    name: str
+    subscription: dict[str, Any]
+    pairs: list[Any]
+    shown: dict[str, Any]
+    option_error: str | None
+
+
 class _RequestError(Exception):
     def __init__(self, message: str, **echo: Any) -> None:
         super().__init__(message)
@@ -396,6 +407,15 @@ class WsApi:
     def _error(connection: Connection, message: str, event: str, echo: dict[str, Any]) -> None:
         connection.send_json({"errorMessage": message, "event": event, **echo, "status": "error"})
 
+    @classmethod
+    def _private_error(
+        cls, connection: Connection, message: str, name: str, echo: dict[str, Any]
+    ) -> None:
+        """A private channel's (un)subscribe error: no pair, the channel name echoed."""
+        cls._error(
+            connection, message, "subscriptionStatus", {**echo, "subscription": {"name": name}}
+        )
+
     def _account(self, connection: Connection, token: Any) -> tuple[str, frozenset[str]] | None:
         if not isinstance(token, str) or not token:
             return None
@@ -436,13 +456,14 @@ class WsApi:
 
     def _parse_subscription(
         self, connection: Connection, request: dict[str, Any], echo: dict[str, Any]
-    ) -> tuple[str, dict[str, Any], list[str]]:
+    ) -> _Parsed:
         subscription = request.get("subscription")
         if not isinstance(subscription, dict):
             raise _RequestError("Subscription field must be an object", **echo)
         name = subscription.get("name")
         if not isinstance(name, str) or name not in _FIELDS:
-            raise _RequestError("Subscription name invalid", **echo)
+            named = {"subscription": {"name": name}} if isinstance(name, str) else {}
+            raise _RequestError("Subscription name invalid", **echo, **named)
         # The echo carries only well-typed options: a client's decoder expects integers there.
         shown = {
             k: v
@@ -465,7 +486,7 @@ class WsApi:
                     **echo,
                     subscription={"name": name},
                 )
-            return name, subscription, []
+            return _Parsed(name, subscription, [], {"name": name}, None)
         if connection.private:
             raise _RequestError(
                 "Public channels not available in this endpoint", **echo, subscription=shown
@@ -475,21 +496,42 @@ class WsApi:
             raise _RequestError("Pair(s) not found", **echo, subscription=shown)
         if not isinstance(pairs, list) or not pairs:
             raise _RequestError("Pair field must be an array", **echo, subscription=shown)
+        # A bad depth or interval is answered per pair, like every other per-pair status
+        # (spec 2.3's example carries the pair); a pair Kraken does not know still gets its own.
+        option_error = None
         if name == "book" and "depth" in subscription:
             depth = subscription["depth"]
             if type(depth) is not int:
-                raise _RequestError("Subscription book depth must be an integer", **echo)
-            if depth not in BOOK_DEPTHS:
-                raise _RequestError("Subscription depth not supported", **echo, subscription=shown)
+                option_error = "Subscription book depth must be an integer"
+            elif depth not in BOOK_DEPTHS:
+                option_error = "Subscription depth not supported"
         if name == "ohlc" and "interval" in subscription:
             interval = subscription["interval"]
             if type(interval) is not int:
-                raise _RequestError("Subscription ohlc interval must be an integer", **echo)
-            if interval not in OHLC_INTERVALS:
-                raise _RequestError(
-                    "Subscription ohlc interval not supported", **echo, subscription=shown
-                )
-        return name, subscription, pairs
+                option_error = "Subscription ohlc interval must be an integer"
+            elif interval not in OHLC_INTERVALS:
+                option_error = "Subscription ohlc interval not supported"
+        return _Parsed(name, subscription, pairs, shown, option_error)
+
+    def _parse_request(
+        self, connection: Connection, request: dict[str, Any], echo: dict[str, Any]
+    ) -> _Parsed | None:
+        """The (un)subscribe request's parts, or None once its errors have been answered."""
+        try:
+            parsed = self._parse_subscription(connection, request, echo)
+        except _RequestError as error:
+            self._error(connection, error.message, "subscriptionStatus", error.echo)
+            return None
+        if parsed.option_error is None:
+            return parsed
+        for pair in self._known_pairs(connection, parsed.pairs, echo, parsed.shown):
+            self._error(
+                connection,
+                parsed.option_error,
+                "subscriptionStatus",
+                {"pair": pair.wsname, **echo, "subscription": parsed.shown},
+            )
+        return None
 
     def _resolve(self, name: Any) -> Pair:
         if not isinstance(name, str) or "/" not in name:
@@ -535,11 +577,10 @@ class WsApi:
     def _subscribe(
         self, connection: Connection, request: dict[str, Any], echo: dict[str, Any]
     ) -> None:
-        try:
-            name, subscription, pairs = self._parse_subscription(connection, request, echo)
-        except _RequestError as error:
-            self._error(connection, error.message, "subscriptionStatus", error.echo)
+        parsed = self._parse_request(connection, request, echo)
+        if parsed is None:
             return
+        name, subscription, pairs = parsed.name, parsed.subscription, parsed.pairs
         if name in _PRIVATE:
             self._subscribe_private(connection, name, subscription, echo)
             return
@@ -584,20 +625,10 @@ class WsApi:
     ) -> None:
         account = self._account(connection, subscription.get("token"))
         if account is None:
-            self._error(
-                connection,
-                "ESession:Invalid session",
-                "subscriptionStatus",
-                {**echo, "subscription": {"name": name}},
-            )
+            self._private_error(connection, "ESession:Invalid session", name, echo)
             return
         if name in connection.private_channels:
-            self._error(
-                connection,
-                "Already subscribed",
-                "subscriptionStatus",
-                {**echo, "subscription": {"name": name}},
-            )
+            self._private_error(connection, "Already subscribed", name, echo)
             return
         reqid = echo.get("reqid")
         connection.private_channels.add(name)
@@ -620,23 +651,21 @@ class WsApi:
     def _unsubscribe_request(
         self, connection: Connection, request: dict[str, Any], echo: dict[str, Any]
     ) -> None:
-        try:
-            name, subscription, pairs = self._parse_subscription(connection, request, echo)
-        except _RequestError as error:
-            self._error(connection, error.message, "subscriptionStatus", error.echo)
+        parsed = self._parse_request(connection, request, echo)
+        if parsed is None:
             return
+        name, subscription, pairs = parsed.name, parsed.subscription, parsed.pairs
         if name in _PRIVATE:
+            # Spec 2.2: a private unsubscribe carries the token again.
+            if self._account(connection, subscription.get("token")) is None:
+                self._private_error(connection, "ESession:Invalid session", name, echo)
+                return
             if name in connection.private_channels and self.private.unsubscribe(
                 connection, name, echo.get("reqid")
             ):
                 connection.private_channels.discard(name)
             else:
-                self._error(
-                    connection,
-                    "Subscription Not Found",
-                    "subscriptionStatus",
-                    {**echo, "subscription": {"name": name}},
-                )
+                self._private_error(connection, "Subscription Not Found", name, echo)
             return
         channel, shown = self._channel(name, subscription)
         for pair in self._known_pairs(connection, pairs, echo, shown):
