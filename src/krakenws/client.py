@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 import ssl as ssl_module
@@ -69,6 +70,7 @@ from krakenws.errors import (
     MessageRateError,
     OrderRateLimitError,
     ProtocolError,
+    SubscriptionError,
     TransportError,
     UsageError,
     error_from_kraken,
@@ -191,6 +193,7 @@ _NO_CREDENTIALS: Final = (
     "KRAKEN_API_KEY / KRAKEN_API_SECRET environment variables) or a token"
 )
 _RATE_RETRIES: Final = 2  # a request refused with EOrder:Rate limit exceeded: retries after waiting
+_TOKEN_RENEWALS: Final = 2  # refused private subscriptions renewing the token, in a row
 
 
 # --- one connection ----------------------------------------------------------------------------
@@ -252,6 +255,9 @@ class _Connection:
         self._sub_waiters: dict[SubscriptionKey, list[asyncio.Future[None]]] = {}
         self._unsub_waiters: dict[SubscriptionKey, list[asyncio.Future[None]]] = {}
         self._subscribe_reqids: dict[int, Subscribe] = {}
+        # Our unsubscribes in flight (reqid -> answers still due, one per key): those answers
+        # are not the server dropping a channel.
+        self._unsubscribe_reqids: dict[int, int] = {}
         self._pacer = _Pacer(client.message_rate, client.message_burst)
         self._received = 0
         self._feed_received = 0
@@ -259,6 +265,7 @@ class _Connection:
         self._greeted: asyncio.Future[None] | None = None
         self._token: str | None = None
         self._healing: set[str] = set()
+        self._renewals = 0  # tokens renewed for refused private subscriptions, in a row
 
     # lifecycle
 
@@ -455,6 +462,7 @@ class _Connection:
         self._settle.clear()
         self.requests.fail_all()
         self._subscribe_reqids.clear()
+        self._unsubscribe_reqids.clear()
         for future in self._replies.values():
             if not future.done():
                 future.set_exception(ConnectionClosedError(why))
@@ -543,6 +551,8 @@ class _Connection:
 
     async def subscribe(self, request: Subscribe, timeout: float | None) -> None:
         """Want a subscription and wait until the server confirms (or refuses) it."""
+        if self._gave_up is not None:
+            raise ConnectionClosedError(f"{self.endpoint} connection gave up") from self._gave_up
         keys = self.registry.want(request)
         with _waiting(self._sub_waiters, keys) as waiters:
             self.start()
@@ -564,6 +574,8 @@ class _Connection:
             return
         with _waiting(self._unsub_waiters, keys) as waiters:
             registered = self.requests.register(self._with_token(request))
+            assert isinstance(registered.reqid, int)
+            self._unsubscribe_reqids[registered.reqid] = len(keys)
             try:
                 await self.send(registered)
                 async with asyncio.timeout(timeout):
@@ -677,26 +689,40 @@ class _Connection:
                 self._subscribe_reqids.pop(reqid, None)
         elif isinstance(reqid, int):
             self.requests.finish(reqid)
+        ours = isinstance(reqid, int) and reqid in self._unsubscribe_reqids
+        if ours and status.status in ("unsubscribed", "error"):
+            assert isinstance(reqid, int)
+            due = self._unsubscribe_reqids.pop(reqid) - 1
+            if due > 0:
+                self._unsubscribe_reqids[reqid] = due
         if status.status == "error" and status.error_message == "ESession:Invalid session":
             self.client._spawn(self.client._renew_private_subscriptions(self, status))
         key = self.registry.on_status(status)
         if key is None:
             return
         if status.status == "subscribed":
+            if key.pair is None:
+                self._renewals = 0
             _resolve(self._sub_waiters, key, None)
             self.client._subscription_confirmed(self, key)
         elif status.status == "unsubscribed":
             _resolve(self._unsub_waiters, key, None)
-            self.client._subscription_ended(self, key, "unsubscribed by the server")
+            if not ours:  # not our own unsubscribe (a release or a resync): the server's doing
+                why = "unsubscribed by the server"
+                self.client._subscription_ended(self, key, why, SubscriptionError(why))
         elif status.status == "error":
             message = status.error_message or "error"
             if message == "Already subscribed":
                 _resolve(self._sub_waiters, key, None)
-            elif key in self._unsub_waiters:
+            elif ours or key in self._unsub_waiters:
                 _resolve(self._unsub_waiters, key, None)
             elif message != "ESession:Invalid session":
+                # Someone opening the key gets the error (and gives its use back); otherwise
+                # it was a resubscription refused, and the streams using it end with it.
+                opening = key in self._sub_waiters
                 _resolve(self._sub_waiters, key, error_from_kraken(message))
-                self.client._subscription_ended(self, key, message)
+                ended = None if opening else error_from_kraken(message)
+                self.client._subscription_ended(self, key, message, ended)
 
     # liveness
 
@@ -959,6 +985,7 @@ class Client:
         self._open_orders_sinks: list[Stream[OpenOrders]] = []
         self._own_trades_sinks: list[Stream[OwnTrades]] = []
         self._order_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._unsubscribing: dict[SubscriptionKey, asyncio.Task[Any]] = {}
         self._pairs_lock: asyncio.Lock | None = None
         self._handlers: dict[type[Any], Callable[[_Connection, Any], None]] = {
             BookUpdate: self._on_book_update,
@@ -1153,18 +1180,52 @@ class Client:
     def _subscription_confirmed(self, connection: _Connection, key: SubscriptionKey) -> None:
         if self._users.get(key, 0) <= 0 and key.channel_name not in PRIVATE_CHANNELS:
             # Confirmed after every user left: drop it again.
-            self._spawn(self._unsubscribe(connection, key))
+            self._drop_subscription(connection, key)
 
-    def _subscription_ended(self, connection: _Connection, key: SubscriptionKey, why: str) -> None:
-        if self._users.get(key, 0) > 0:
-            self._emit(
-                SubscriptionLost(
-                    endpoint=connection.endpoint,
-                    channel=key.channel_name,
-                    pair=key.pair,
-                    reason=why,
-                )
+    def _drop_subscription(self, connection: _Connection, key: SubscriptionKey) -> None:
+        """Unsubscribe ``key`` in the background; a new user of it waits for that first."""
+        task = self._spawn(self._unsubscribe(connection, key))
+        self._unsubscribing[key] = task
+
+        def done(_: asyncio.Task[Any]) -> None:
+            if self._unsubscribing.get(key) is task:
+                del self._unsubscribing[key]
+
+        task.add_done_callback(done)
+
+    def _subscription_ended(
+        self,
+        connection: _Connection,
+        key: SubscriptionKey,
+        why: str,
+        error: KrakenError | None,
+    ) -> None:
+        """The server ended (or refused to restore) a subscription: say so, and end the public
+        streams and book using it with ``error`` (if given), so none waits in silence; a new
+        stream for it subscribes afresh."""
+        if self._users.get(key, 0) <= 0:
+            return
+        self._emit(
+            SubscriptionLost(
+                endpoint=connection.endpoint,
+                channel=key.channel_name,
+                pair=key.pair,
+                reason=why,
             )
+        )
+        if error is not None:
+            self._end_users(connection, key, error)
+
+    def _end_users(self, connection: _Connection, key: SubscriptionKey, error: KrakenError) -> None:
+        """End the public streams and the book that use ``key`` with ``error``."""
+        if key.pair is None:
+            return
+        for stream in list(self._sinks.get(key, ())):
+            stream._fail(error)  # its close hook gives its use of the key back
+        book = self._books.pop(key, None)
+        if book is not None:
+            book._end(error)
+            self._release(connection, [key])
 
     # --- dispatch (the hot path) ---
 
@@ -1340,6 +1401,8 @@ class Client:
                     reason=f"resubscribe failed: {error}",
                 )
             )
+            if isinstance(error, ExchangeError):  # refused; a lost connection resubscribes
+                self._end_users(connection, key, error)
 
     async def _unsubscribe(self, connection: _Connection, key: SubscriptionKey) -> None:
         subscription = connection.registry.subscription(key)
@@ -1361,7 +1424,7 @@ class Client:
             dropped.append(key)
         if dropped and not self._closed:
             for key in dropped:
-                self._spawn(self._unsubscribe(connection, key))
+                self._drop_subscription(connection, key)
 
     async def _registry(self) -> PairRegistry | None:
         if self._pairs is not None:
@@ -1400,7 +1463,7 @@ class Client:
     async def _open_public(
         self, subscription: Subscription, pairs: Sequence[str], timeout: float | None
     ) -> tuple[_Connection, list[SubscriptionKey]]:
-        names = await self.resolve_pairs(pairs)
+        names = list(dict.fromkeys(await self.resolve_pairs(pairs)))  # BTC/USD = XBT/USD
         connection = self._connection(_PUBLIC)
         channel = channel_name_of(subscription)
         keys = [SubscriptionKey(channel, name) for name in names]
@@ -1408,9 +1471,12 @@ class Client:
         for key in keys:
             self._users[key] = self._users.get(key, 0) + 1
         try:
+            leaving = [self._unsubscribing[k] for k in keys if k in self._unsubscribing]
+            if leaving:  # subscribed after that unsubscribe, not before it (fresh snapshots)
+                await asyncio.wait(leaving)
             if new:
                 await connection.subscribe(
-                    Subscribe(pair=list(dict.fromkeys(new)), subscription=subscription),
+                    Subscribe(pair=new, subscription=subscription),
                     timeout=timeout if timeout is not None else self.request_timeout,
                 )
             else:
@@ -1508,11 +1574,15 @@ class Client:
             self._books[key] = book
             try:
                 await self._open_public(Subscription(name="book", depth=depth), [name], wait)
-                await book.wait_synced(wait)
-            except BaseException:
+            except BaseException:  # _open_public gave its subscription use back
                 book._end(None)
                 if self._books.get(key) is book:
                     del self._books[key]
+                raise
+            try:
+                await book.wait_synced(wait)
+            except BaseException:
+                book.close()  # this opener's share: the last one out unsubscribes
                 raise
             return book
 
@@ -1663,15 +1733,20 @@ class Client:
     async def _renew_private_subscriptions(
         self, connection: _Connection, status: SubscriptionStatus
     ) -> None:
-        """A private subscribe was refused with ``ESession:Invalid session``: new token, retry."""
+        """A private subscribe was refused with ``ESession:Invalid session``: a new token, and
+        that subscription asked for again. A renewed token refused too fails it: at most
+        ``_TOKEN_RENEWALS`` renewals until a private subscription is confirmed."""
+        name = status.channel_name
+        if not isinstance(name, str):
+            name = status.subscription.name if status.subscription is not UNSET else "openOrders"
+        key = SubscriptionKey(name, None)
         old = connection._token
+        connection._renewals += 1
         try:
-            connection._token = await self._tokens.get(replacing=old)
+            if connection._renewals > _TOKEN_RENEWALS:
+                raise InvalidSessionError("ESession:Invalid session (a renewed token too)")
+            token = await self._tokens.get(replacing=old)
         except (KrakenError, UsageError) as error:
-            key = SubscriptionKey(
-                status.channel_name if isinstance(status.channel_name, str) else "openOrders",
-                None,
-            )
             _resolve(connection._sub_waiters, key, InvalidSessionError("ESession:Invalid session"))
             self._emit(
                 SubscriptionLost(
@@ -1679,8 +1754,15 @@ class Client:
                 )
             )
             return
-        for request in connection.registry.resubscribe_requests(connection._token):
-            await connection.send_subscribe(request)
+        if token != old:
+            connection._token = token
+            self._emit(TokenRefreshed(endpoint=_PRIVATE, cause="subscription refused"))
+        subscription = connection.registry.subscription(key)
+        if subscription is None or not connection.online:
+            return  # no longer wanted, or the next connection subscribes it with the new token
+        request = Subscribe(subscription=msgspec.structs.replace(subscription, token=token))
+        connection.registry.want(request)  # pending again (the refusal marked it failed)
+        await connection.send_subscribe(request)
 
     async def _reconcile(self, txids: list[str]) -> None:
         """Orders that vanished from a fresh snapshot ended unseen: ask REST how."""
@@ -1721,9 +1803,21 @@ class Client:
                         return state
                     if self._closed:
                         raise ConnectionClosedError("the client is closed")
+                    private = self._private
+                    if private is not None and private._gave_up is not None:
+                        raise ConnectionClosedError(
+                            f"order {txid}: the private connection gave up"
+                        ) from private._gave_up
                     waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                    self._order_waiters.setdefault(txid, []).append(waiter)
-                    await waiter
+                    waiters = self._order_waiters.setdefault(txid, [])
+                    waiters.append(waiter)
+                    try:
+                        await waiter
+                    finally:  # timed out or cancelled: no stale future left behind
+                        if waiter in waiters:
+                            waiters.remove(waiter)
+                            if not waiters and self._order_waiters.get(txid) is waiters:
+                                del self._order_waiters[txid]
         except TimeoutError:
             state = self.orders.state(txid)
             raise KrakenTimeoutError(
@@ -1777,13 +1871,15 @@ class Client:
         Kraken never has to answer ``EOrder:Rate limit exceeded``.
         """
         wait = timeout if timeout is not None else self.request_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
         connection = await self._private_ready(wait)
         token = connection._token or await self._tokens.get()
         renewed = False
         refusals = 0
         while True:
-            await self._reserve(charges, cancel=cancel)
-            replies = await connection.request(build(token), wait)
+            await self._reserve(charges, cancel=cancel, deadline=deadline)
+            replies = await connection.request(build(token), max(deadline - loop.time(), 0.0))
             if self.rate_limit:
                 answered = _micros()
                 for key, _ in charges:  # the server charged it by now, at the latest
@@ -1815,14 +1911,31 @@ class Client:
                 connection._pacer.penalise()
             raise error
 
-    async def _reserve(self, charges: Sequence[tuple[str, Decimal]], *, cancel: bool) -> None:
-        """Wait until every charge fits the trading-rate mirror (booking it)."""
+    async def _reserve(
+        self, charges: Sequence[tuple[str, Decimal]], *, cancel: bool, deadline: float
+    ) -> None:
+        """Wait until every charge fits the trading-rate mirror, then book it.
+
+        Nothing is booked while waiting, so a caller cancelled meanwhile leaves no charge
+        behind; a wait that would pass ``deadline`` (loop time) fails at once.
+        """
         if not self.rate_limit or not charges:
             return
         mirror = self.rest.trading_mirror
-        now = _micros()
-        delay = max(mirror.reserve(key, cost, now, cancel=cancel) for key, cost in charges)
-        if delay > 0:
+        loop = asyncio.get_running_loop()
+        while True:
+            now = _micros()
+            delay = max(mirror.wait(key, cost, now, cancel=cancel) for key, cost in charges)
+            if delay <= 0 or math.isinf(delay):  # fits now; or never, and reserve says why
+                for key, cost in charges:
+                    mirror.reserve(key, cost, now, cancel=cancel)
+                return
+            left = deadline - loop.time()
+            if delay > left:
+                raise KrakenTimeoutError(
+                    f"the trading rate counter needs {delay:.1f} s to fit this request, "
+                    f"more than the {max(left, 0.0):.1f} s left of its timeout"
+                )
             await asyncio.sleep(delay)
 
     async def request(self, message: ClientMessage, *, timeout: float | None = None) -> list[Reply]:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from krakenws.client import Client
-from krakenws.errors import OrderRateLimitError
+from krakenws.errors import KrakenTimeoutError, OrderRateLimitError
 from krakenws.testing import run_sandbox
 from tests.client.support import client_for, run
 
@@ -88,3 +88,41 @@ def test_a_cancel_by_userref_or_cl_ord_id_is_charged_for_every_order_it_closes()
 
 def now() -> int:
     return time.monotonic_ns() // 1000  # the mirrors' clock
+
+
+def test_a_wait_for_the_counter_keeps_to_the_timeout_and_books_nothing_until_sent() -> None:
+    """A call whose charge cannot fit before its timeout fails at once; callers cancelled while
+    waiting leave no charge behind, so the next call waits only for what was really spent."""
+    with run_sandbox(simulator=False, tier="starter") as sandbox:
+
+        async def body() -> None:
+            async with client_for(sandbox, tier="starter") as client:
+                await churn(client)  # the next add must wait about 4 s
+                mirror = client.rest.trading_mirror
+                before = mirror.value("XXBTZUSD", now())
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                with pytest.raises(KrakenTimeoutError, match="trading rate counter"):
+                    await client.add_order(
+                        "XBT/USD", "buy", "limit", "0.01", price="1000", track=False, timeout=1.0
+                    )
+                assert loop.time() - started < 0.5  # failed at once, not after the timeout
+                waiting = [
+                    asyncio.ensure_future(
+                        client.add_order(
+                            "XBT/USD", "buy", "limit", "0.01", price="1000", track=False
+                        )
+                    )
+                    for _ in range(10)
+                ]
+                await asyncio.sleep(0.2)
+                for task in waiting:
+                    task.cancel()
+                await asyncio.gather(*waiting, return_exceptions=True)
+                assert mirror.value("XXBTZUSD", now()) <= before  # nothing booked by them
+                started = loop.time()
+                await client.add_order("XBT/USD", "buy", "limit", "0.01", price="1000", track=False)
+                assert loop.time() - started < 5.0  # not 10 phantom orders' worth more
+                await client.cancel_all()
+
+        run(body)
