@@ -256,6 +256,36 @@ def test_a_bad_depth_or_interval_is_answered_per_pair_with_the_pair(
     run(scenario)
 
 
+def test_unsubscribe_by_channel_id(sandbox: RunningSandbox) -> None:
+    """The legacy form (spec 2.2): a channelID instead of the pairs and subscription."""
+
+    async def scenario() -> None:
+        client = await connect(sandbox)
+        await client.receive()
+        await client.send(subscribe(["XBT/USD"], name="book", depth=25))
+        ack = await client.receive_until(is_event("subscriptionStatus"))
+        await client.send({"event": "unsubscribe", "reqid": 5, "channelID": ack["channelID"]})
+        done = await client.receive_until(is_event("subscriptionStatus"))
+        assert done == {
+            "channelID": ack["channelID"],
+            "channelName": "book-25",
+            "event": "subscriptionStatus",
+            "pair": "XBT/USD",
+            "reqid": 5,
+            "status": "unsubscribed",
+            "subscription": {"depth": 25, "name": "book"},
+        }
+        decode_server(json.dumps(done))
+        await client.send({"event": "unsubscribe", "channelID": ack["channelID"]})
+        again = await client.receive_until(is_error)
+        assert again["errorMessage"] == "Subscription Not Found"
+        assert again["channelID"] == ack["channelID"]
+        decode_server(json.dumps(again))
+        await client.close()
+
+    run(scenario)
+
+
 ERRORS = [
     ({"event": "subscribe", "pair": ["XBT/USD"], "subscription": {"name": "book", "depth": 42}},
      "Subscription depth not supported"),

@@ -651,6 +651,9 @@ class WsApi:
     def _unsubscribe_request(
         self, connection: Connection, request: dict[str, Any], echo: dict[str, Any]
     ) -> None:
+        if "subscription" not in request and "channelID" in request:
+            self._unsubscribe_channel_id(connection, request["channelID"], echo)
+            return
         parsed = self._parse_request(connection, request, echo)
         if parsed is None:
             return
@@ -678,19 +681,46 @@ class WsApi:
                     {"pair": pair.wsname, **echo, "subscription": shown},
                 )
                 continue
-            connection.subscriptions.discard(key)
-            self._subscribers[key].discard(connection)
-            connection.send_json(
-                {
-                    "channelID": self._channel_id(key),
-                    "channelName": channel,
-                    "event": "subscriptionStatus",
-                    "pair": pair.wsname,
-                    **echo,
-                    "status": "unsubscribed",
-                    "subscription": shown,
-                }
-            )
+            self._unsubscribed(connection, key, echo, shown)
+
+    def _unsubscribe_channel_id(
+        self, connection: Connection, channel_id: Any, echo: dict[str, Any]
+    ) -> None:
+        """The legacy form (spec 2.2): ``{"event": "unsubscribe", "channelID": 100}``."""
+        for key in connection.subscriptions:
+            if type(channel_id) is int and self._channel_ids.get(key) == channel_id:
+                name, _, variant = key[0].partition("-")
+                option = {"book": "depth", "ohlc": "interval"}.get(name)
+                shown = {"name": name, option: int(variant)} if option else {"name": name}
+                self._unsubscribed(connection, key, echo, shown)
+                return
+        self._error(
+            connection,
+            "Subscription Not Found",
+            "subscriptionStatus",
+            {"channelID": channel_id, **echo} if type(channel_id) is int else echo,
+        )
+
+    def _unsubscribed(
+        self,
+        connection: Connection,
+        key: tuple[str, str],
+        echo: dict[str, Any],
+        shown: dict[str, Any],
+    ) -> None:
+        connection.subscriptions.discard(key)
+        self._subscribers[key].discard(connection)
+        connection.send_json(
+            {
+                "channelID": self._channel_id(key),
+                "channelName": key[0],
+                "event": "subscriptionStatus",
+                "pair": key[1],
+                **echo,
+                "status": "unsubscribed",
+                "subscription": shown,
+            }
+        )
 
     def _channel_id(self, key: tuple[str, str]) -> int:
         channel_id = self._channel_ids.get(key)
