@@ -136,7 +136,9 @@ class FeedResynced(ClientEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class SubscriptionLost(ClientEvent):
-    """The server ended or refused a subscription the client wanted."""
+    """The server ended or refused a subscription the client wanted. The public streams and
+    the book using it end with :class:`~krakenws.errors.SubscriptionError` (or the refusal's
+    error); opening the channel again subscribes afresh."""
 
     channel: str
     pair: str | None
