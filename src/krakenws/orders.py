@@ -47,7 +47,14 @@ from typing import Any, Final
 
 from msgspec import UNSET, structs
 
-from krakenws.protocol.messages import OpenOrders, OrderDescr, OrderInfo, OwnTrade, OwnTrades
+from krakenws.protocol.messages import (
+    OpenOrders,
+    OrderDescr,
+    OrderInfo,
+    OwnTrade,
+    OwnTrades,
+    absolute_decimal,
+)
 
 __all__ = ["DONE_STATUSES", "Fill", "OpenOrdersResult", "OrderState", "OrderTracker"]
 
@@ -93,7 +100,10 @@ class Fill:
 
 @dataclass
 class OrderState:
-    """What is known of one order; amounts are exact Decimals, ``None`` where not yet known."""
+    """What is known of one order; amounts are exact Decimals, ``None`` where not yet known.
+
+    ``price``/``price2`` are ``None`` for a relative price (a trailing stop's ``+50.0000%``;
+    ``description`` keeps the text); ``ratecount`` is a Decimal (it decays by fractions)."""
 
     txid: str
     status: str = "unknown"
@@ -115,7 +125,7 @@ class OrderState:
     timeinforce: str | None = None
     description: str | None = None
     cancel_reason: str | None = None
-    ratecount: int | None = None
+    ratecount: Decimal | None = None
     fills: list[Fill] = field(default_factory=list)
 
     @property
@@ -151,6 +161,11 @@ class OrderState:
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _number(value: Any) -> Decimal | None:
+    """A plain number's value, else None (never raising: a frame is not cut short by it)."""
+    return absolute_decimal(str(value))
 
 
 def _merged(known: OrderInfo, update: OrderInfo) -> OrderInfo:
@@ -195,14 +210,14 @@ _ORDER_FIELDS: Final[tuple[tuple[str, str, Callable[[Any], Any]], ...]] = (
     ("oflags", "oflags", _same),
     ("timeinforce", "timeinforce", _same),
     ("cancel_reason", "cancel_reason", _same),
-    ("ratecount", "ratecount", int),
+    ("ratecount", "ratecount", _number),
 )
 _DESCR_FIELDS: Final[tuple[tuple[str, str, Callable[[Any], Any]], ...]] = (
     ("pair", "pair", _same),
     ("type", "side", _same),
     ("ordertype", "ordertype", _same),
-    ("price", "price", Decimal),
-    ("price2", "price2", Decimal),
+    ("price", "price", _number),
+    ("price2", "price2", _number),
     ("order", "description", _same),
 )
 

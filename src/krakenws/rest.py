@@ -82,6 +82,7 @@ from krakenws.errors import (
     error_from_kraken,
 )
 from krakenws.pairs import PairRegistry
+from krakenws.protocol.messages import absolute_decimal
 from krakenws.ratelimit import (
     ADD_COST,
     TRADING_ENDPOINTS,
@@ -340,16 +341,30 @@ class TradeBalance(msgspec.Struct, frozen=True):
 
 
 class OrderDescription(msgspec.Struct, frozen=True):
-    """An order's ``descr`` in order queries."""
+    """An order's ``descr`` in order queries.
+
+    ``price`` and ``price2`` are Kraken's text: a number, or a price relative to the market
+    for trailing stops (``"+50.0000%"``); :attr:`price_value` and :attr:`price2_value` read an
+    absolute one as a Decimal (None for a relative one)."""
 
     pair: str
     type: str
     ordertype: str
-    price: Decimal
-    price2: Decimal
+    price: str
+    price2: str
     leverage: str
     order: str
     close: str = ""
+
+    @property
+    def price_value(self) -> Decimal | None:
+        """``price`` as a Decimal, or None when it is relative."""
+        return absolute_decimal(self.price)
+
+    @property
+    def price2_value(self) -> Decimal | None:
+        """``price2`` as a Decimal, or None when it is relative."""
+        return absolute_decimal(self.price2)
 
 
 class OrderInfo(msgspec.Struct, frozen=True):

@@ -175,3 +175,27 @@ def test_updates_with_only_some_fields_keep_what_earlier_frames_said() -> None:
     assert result.changed == ["OA"] and state.is_done and state.is_filled
     assert (state.userref, state.fee, state.volume) == (7, Decimal("39"), Decimal("0.5"))
     assert list(tracker.open_orders) == []
+
+
+def test_relative_prices_and_fractional_ratecounts_never_cut_a_frame_short() -> None:
+    """A trailing stop's descr.price is relative (``+50.0000%``) and a ratecount decays by
+    fractions (``"12.34"``): neither may stop the rest of the frame from being applied."""
+    trailing = {
+        **FULL,
+        "descr": {**FULL["descr"], "ordertype": "trailing-stop", "price": "+50.0000%"},
+    }
+    tracker = OrderTracker()
+    tracker.apply_open_orders(orders_frame(1, ("OA", FULL), ("OB", FULL)))
+    result = tracker.apply_open_orders(
+        orders_frame(
+            2,
+            ("OT", trailing),
+            ("OA", {"status": "open", "ratecount": "12.34"}),
+            ("OB", {"status": "closed", "vol_exec": "0.50000000", "cost": "15000.00000"}),
+        )
+    )
+    assert result.changed == ["OT", "OA", "OB"]
+    assert tracker["OT"].price is None and tracker["OT"].ordertype == "trailing-stop"
+    assert tracker["OA"].ratecount == Decimal("12.34") and tracker["OA"].status == "open"
+    assert tracker["OB"].is_done and tracker["OB"].vol_exec == Decimal("0.5")
+    assert sorted(tracker.open_orders) == ["OA", "OT"]

@@ -232,14 +232,15 @@ def test_private_endpoints(sandbox: RunningSandbox) -> None:
             order = open_orders[txid]
             assert order.status == "open" and order.userref == 7
             assert order.vol == Decimal("0.001") and str(order.vol) == "0.00100000"
-            assert order.descr.price == Decimal("10000.0")
+            assert order.descr.price == "10000.0"
+            assert order.descr.price_value == Decimal("10000.0")
             assert isinstance(order.opentm, Decimal)
 
             edited = await rest.edit_order(txid=txid, pair=XBTUSD, price="10001.0")
             assert edited.originaltxid == txid and edited.txid
             assert edited.price == Decimal("10001.0")
             queried = await rest.query_orders([edited.txid])
-            assert queried[edited.txid].descr.price == Decimal("10001.0")
+            assert queried[edited.txid].descr.price_value == Decimal("10001.0")
             assert (await rest.cancel_order(edited.txid)).count == 1
 
             batch = await rest.add_order_batch(
@@ -535,6 +536,38 @@ def test_warnings_alone_are_not_errors() -> None:
             return (await rest.system_status()).status
 
     assert run(main, limit=10) == "online"
+
+
+def test_a_trailing_stop_in_open_orders_keeps_its_relative_prices() -> None:
+    """Kraken writes a trailing stop's descr prices relative to the market (``+50.0000%``):
+    the whole OpenOrders answer still decodes, with the text kept and no absolute value."""
+    order = {
+        "refid": None, "userref": 0, "status": "open", "opentm": 1700000000.1234,
+        "starttm": 0, "expiretm": 0, "vol": "0.50000000", "vol_exec": "0.00000000",
+        "cost": "0.00000", "fee": "0.00000", "price": "0.00000", "stopprice": "0.00000",
+        "limitprice": "0.00000", "misc": "", "oflags": "fciq",
+        "descr": {
+            "pair": "XBTUSD", "type": "sell", "ordertype": "trailing-stop-limit",
+            "price": "+50.0000%", "price2": "-4.0000%", "leverage": "none",
+            "order": "sell 0.50000000 XBTUSD @ trailing stop +50.0000% -> limit -4.0000%",
+            "close": "",
+        },
+    }  # fmt: skip
+    body = json.dumps({"error": [], "result": {"open": {"OTRAIL-AAAAA-BBBBBB": order}}})
+    secret = base64.b64encode(b"s" * 64).decode()
+
+    async def main() -> Any:
+        async with (
+            fake_server(answer("200 OK", body.encode())) as url,
+            RestClient(url=url, api_key="k", api_secret=secret) as rest,
+        ):
+            return await rest.open_orders()
+
+    [(txid, found)] = run(main, limit=10).items()
+    assert txid == "OTRAIL-AAAAA-BBBBBB"
+    assert (found.descr.price, found.descr.price2) == ("+50.0000%", "-4.0000%")
+    assert found.descr.price_value is None and found.descr.price2_value is None
+    assert found.vol == Decimal("0.5")
 
 
 def test_unreachable_server_is_a_transport_error() -> None:

@@ -28,6 +28,7 @@ msgspec: no asyncio, no aiohttp, no clock reads.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated, Final, TypeAlias
 
@@ -47,6 +48,7 @@ __all__ = [
     "CancelOrder",
     "CancelOrderStatus",
     "DECIMAL_TEXT",
+    "absolute_decimal",
     "ClientMessage",
     "EditOrder",
     "EditOrderStatus",
@@ -87,6 +89,19 @@ DECIMAL_TEXT: Final = r"^-?[0-9]+(?:\.[0-9]+)?\Z"
 Number: TypeAlias = Annotated[str, Meta(pattern=DECIMAL_TEXT)]
 """A wire number kept as its exact text; decoding refuses text that is not one, so that the
 ``*_decimal`` readings of a decoded message never fail."""
+
+
+_DECIMAL: Final = re.compile(DECIMAL_TEXT)
+
+
+def absolute_decimal(text: str) -> Decimal | None:
+    """``text``'s value if it is a plain wire number, else None: a price Kraken writes relative
+    to the market (a trailing stop's ``"+50.0000%"``) has no absolute value.
+
+    >>> absolute_decimal("25.50000"), absolute_decimal("+50.0000%")
+    (Decimal('25.50000'), None)
+    """
+    return Decimal(text) if _DECIMAL.match(text) else None
 
 
 def userref_value(value: object) -> int | None:
