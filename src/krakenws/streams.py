@@ -77,7 +77,10 @@ class Stream(Generic[_T]):
             self._fail(SlowConsumerError(f"{self.name}: more than {self._maxsize} unread messages"))
             return
         self._items.append(item)
-        waiter = self._waiter
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
@@ -89,9 +92,7 @@ class Stream(Generic[_T]):
 
     def _finish(self) -> None:
         self._closed = True
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake()
         on_close, self._on_close = self._on_close, None
         if on_close is not None:
             on_close()
@@ -118,11 +119,12 @@ class Stream(Generic[_T]):
                 raise error
             if self._closed:
                 raise StopAsyncIteration
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
+            # One future shared by every reader (tasks may read one stream together); a reader
+            # that times out or is cancelled leaves it to the others.
+            waiter = self._waiter
+            if waiter is None:
+                waiter = self._waiter = asyncio.get_running_loop().create_future()
+            await asyncio.shield(waiter)
 
     async def get(self, timeout: float | None = None) -> _T:
         """The next message; :class:`~krakenws.errors.KrakenTimeoutError` after ``timeout``."""
