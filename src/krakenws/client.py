@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import random
 import ssl as ssl_module
@@ -1923,13 +1922,7 @@ class Client:
             return
         mirror = self.rest.trading_mirror
         loop = asyncio.get_running_loop()
-        while True:
-            now = _micros()
-            delay = max(mirror.wait(key, cost, now, cancel=cancel) for key, cost in charges)
-            if delay <= 0 or math.isinf(delay):  # fits now; or never, and reserve says why
-                for key, cost in charges:
-                    mirror.reserve(key, cost, now, cancel=cancel)
-                return
+        while (delay := mirror.take(charges, _micros(), cancel=cancel)) > 0:
             left = deadline - loop.time()
             if delay > left:
                 raise KrakenTimeoutError(

@@ -346,6 +346,29 @@ class TradingRateMirror:
         counter.book(amount, moment, decay)
         return _wait(moment, now)
 
+    def take(
+        self, charges: Iterable[tuple[str, Decimal | int]], now: int, *, cancel: bool = False
+    ) -> float:
+        """Book every (pair, cost) of one request if all fit at ``now`` and return 0.0; else
+        book nothing and return the seconds to wait before asking again. Unlike
+        :meth:`reserve`, nothing is held for a caller that is still waiting (and may give up).
+
+        >>> mirror = TradingRateMirror("starter")
+        >>> mirror.take([("XXBTZUSD", 60)], now=0), mirror.take([("XXBTZUSD", 1)], now=0)
+        (0.0, 1.0)
+        >>> mirror.value("XXBTZUSD", 0)
+        Decimal('60')
+        """
+        wanted = list(charges)
+        delay = max((self.wait(pair, cost, now, cancel=cancel) for pair, cost in wanted), default=0)
+        if delay > 0:
+            if math.isinf(delay):
+                raise _never()
+            return delay
+        for pair, cost in wanted:
+            self.reserve(pair, cost, now, cancel=cancel)
+        return 0.0
+
     def charge(self, pair: str, cost: Decimal | int, now: int) -> Decimal:
         """Book ``cost`` at ``now`` without any check (a call already sent); the new value."""
         amount = Decimal(cost)

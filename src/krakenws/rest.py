@@ -82,7 +82,7 @@ from krakenws.errors import (
     error_from_kraken,
 )
 from krakenws.pairs import PairRegistry
-from krakenws.protocol.messages import absolute_decimal
+from krakenws.protocol.messages import absolute_decimal, userref_value
 from krakenws.ratelimit import (
     ADD_COST,
     TRADING_ENDPOINTS,
@@ -817,25 +817,33 @@ class RestClient:
         self,
         name: str,
         body: Mapping[str, object],
-        pair_key: str | None,
-        cost: Decimal,
+        charges: Sequence[tuple[str | None, Decimal]],
         *,
         cancel: bool = False,
     ) -> Any:
-        counted = pair_key if self.rate_limit and cost > 0 else None
-        if counted is not None:
-            delay = self.trading_mirror.reserve(counted, cost, self._clock(), cancel=cancel)
+        """Send a trading call once its (pair key, cost) charges fit the trading mirror.
+
+        Nothing is booked while waiting (a caller that gives up leaves no charge behind).
+        """
+        mirror = self.trading_mirror
+        counted = (
+            [(key, cost) for key, cost in charges if key is not None and cost > 0]
+            if self.rate_limit
+            else []
+        )
+        while counted and (delay := mirror.take(counted, self._clock(), cancel=cancel)) > 0:
             await self._sleep(delay)
         try:
             return await self._private_once(name, body)
         except OrderRateLimitError:
-            if self.rate_limit and pair_key is not None:
-                threshold = self.trading_mirror.tier.threshold
-                self.trading_mirror.sync(pair_key, threshold, self._clock())
+            if self.rate_limit:
+                for key, _ in charges:
+                    if key is not None:
+                        mirror.sync(key, mirror.tier.threshold, self._clock())
             raise
         finally:
-            if counted is not None:
-                self.trading_mirror.settle(counted, self._clock())
+            for key, _ in counted:
+                mirror.settle(key, self._clock())
 
     # --- public endpoints ----------------------------------------------------------------------
 
@@ -998,12 +1006,19 @@ class RestClient:
         key = await self._pair_key(pair) if self.rate_limit else None
         cost = _ZERO if _truthy(options.get("validate")) else ADD_COST
         result = _convert(
-            "AddOrder", await self._trading("AddOrder", body, key, cost), AddOrderResult
+            "AddOrder", await self._trading("AddOrder", body, [(key, cost)]), AddOrderResult
         )
         if key is not None:
             now = self._clock()
+            named = options.get("cl_ord_id")
             for txid in result.txid:
-                self.trading_mirror.track_order(txid, key, now)
+                self.trading_mirror.track_order(
+                    txid,
+                    key,
+                    now,
+                    userref=userref_value(options.get("userref")),
+                    cl_ord_id=named if isinstance(named, str) else None,
+                )
         return result
 
     async def add_order_batch(
@@ -1017,7 +1032,7 @@ class RestClient:
         cost = _ZERO if _truthy(options.get("validate")) else batch_add_cost(len(orders))
         result = _convert(
             "AddOrderBatch",
-            await self._trading("AddOrderBatch", body, key, cost),
+            await self._trading("AddOrderBatch", body, [(key, cost)]),
             AddOrderBatchResult,
         )
         if key is not None:
@@ -1037,11 +1052,15 @@ class RestClient:
             _ZERO if validate else self.trading_mirror.order_cost("edit", str(txid), self._clock())
         )
         result = _convert(
-            "EditOrder", await self._trading("EditOrder", body, key, cost), EditOrderResult
+            "EditOrder", await self._trading("EditOrder", body, [(key, cost)]), EditOrderResult
         )
         if key is not None and result.txid:
-            self.trading_mirror.forget_order(str(txid))
-            self.trading_mirror.track_order(result.txid, key, self._clock())
+            mirror = self.trading_mirror
+            userref = userref_value(options.get("newuserref"))
+            if userref is None:
+                userref = mirror.order_userref(str(txid))
+            mirror.forget_order(str(txid))
+            mirror.track_order(result.txid, key, self._clock(), userref=userref)
         return result
 
     async def cancel_order(
@@ -1051,19 +1070,25 @@ class RestClient:
         if txid is None and cl_ord_id is None:
             raise UsageError("cancel_order needs a txid, a userref or a cl_ord_id")
         body = _params({"txid": txid, "cl_ord_id": cl_ord_id})
-        key = self.trading_mirror.order_pair(txid) if isinstance(txid, str) else None
-        cost = (
-            self.trading_mirror.order_cost("cancel", txid, self._clock())
-            if key is not None and isinstance(txid, str)
-            else _ZERO
+        mirror = self.trading_mirror
+        # Every tracked order the cancel names (a txid, a userref, a cl_ord_id) is charged by
+        # its age, as Kraken charges it.
+        named = mirror.orders_named(
+            [] if txid is None else [txid], [] if cl_ord_id is None else [cl_ord_id]
         )
+        now = self._clock()
+        totals: dict[str, Decimal] = {}
+        for order in named:
+            key = mirror.order_pair(order)
+            if key is not None:
+                totals[key] = totals.get(key, _ZERO) + mirror.order_cost("cancel", order, now)
         result = _convert(
             "CancelOrder",
-            await self._trading("CancelOrder", body, key, cost, cancel=True),
+            await self._trading("CancelOrder", body, list(totals.items()), cancel=True),
             CancelOrderResult,
         )
-        if isinstance(txid, str):
-            self.trading_mirror.forget_order(txid)
+        for order in named:
+            mirror.forget_order(order)
         return result
 
     async def cancel_all(self) -> CancelOrderResult:

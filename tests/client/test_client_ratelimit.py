@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
 from krakenws.client import Client
 from krakenws.errors import KrakenTimeoutError, OrderRateLimitError
+from krakenws.rest import RestClient
 from krakenws.testing import run_sandbox
 from tests.client.support import client_for, run
 
@@ -124,5 +126,39 @@ def test_a_wait_for_the_counter_keeps_to_the_timeout_and_books_nothing_until_sen
                 await client.add_order("XBT/USD", "buy", "limit", "0.01", price="1000", track=False)
                 assert loop.time() - started < 5.0  # not 10 phantom orders' worth more
                 await client.cancel_all()
+
+        run(body)
+
+
+@pytest.mark.parametrize("by", ["userref", "cl_ord_id"])
+def test_a_rest_cancel_by_userref_or_cl_ord_id_is_charged_for_every_order(by: str) -> None:
+    """REST CancelOrder naming orders by userref or cl_ord_id costs +8 for each young order on
+    the server; the mirror books the same, so the next AddOrder waits instead of being
+    refused (it used to cost nothing here)."""
+    with run_sandbox(simulator=False, tier="starter") as sandbox:
+
+        async def body() -> None:
+            async with RestClient(
+                url=sandbox.rest_url, api_key=sandbox.api_key, api_secret=sandbox.api_secret
+            ) as rest:
+                for n in range(ORDERS):
+                    named: dict[str, Any] = (
+                        {"userref": 7} if by == "userref" else {"cl_ord_id": f"c{n}"}
+                    )
+                    await rest.add_order(
+                        pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="1000",
+                        **named,
+                    )  # fmt: skip
+                if by == "userref":
+                    assert (await rest.cancel_order(7)).count == ORDERS
+                else:
+                    for n in range(ORDERS):
+                        await rest.cancel_order(cl_ord_id=f"c{n}")
+                assert rest.trading_mirror.value("XXBTZUSD", now()) > 8 * ORDERS
+                for _ in range(3):  # waits for the counter, and is not refused
+                    await rest.add_order(
+                        pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="1000"
+                    )
+                await rest.cancel_all()
 
         run(body)
