@@ -61,6 +61,7 @@ from __future__ import annotations
 import asyncio
 import ssl as _ssl
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final, TypeVar
@@ -572,6 +573,23 @@ def _default_backoff() -> Iterator[float]:
 # --- the client --------------------------------------------------------------------------------
 
 
+_KEY_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _key_lock(api_key: str) -> asyncio.Lock:
+    """The lock every RestClient of this event loop holds while signing and sending a private
+    call with ``api_key``: Kraken refuses a nonce lower than one it already saw, so calls on one
+    key must reach it in nonce order, whichever client (a Client's ``rest``, the user's own)
+    makes them."""
+    locks = _KEY_LOCKS.setdefault(asyncio.get_running_loop(), {})
+    lock = locks.get(api_key)
+    if lock is None:
+        lock = locks[api_key] = asyncio.Lock()
+    return lock
+
+
 class RestClient:
     """An asyncio client of Kraken's REST API; see the module docstring for the rules.
 
@@ -630,7 +648,6 @@ class RestClient:
         self._ssl = ssl
         self._backoff = backoff or _default_backoff
         self._clock = clock
-        self._private_lock = asyncio.Lock()
         self._closed = False
         # Sockets of the client's own session, so that close() can wait until they are really
         # closed (a TLS shutdown finishes a few loop turns after ClientSession.close()).
@@ -738,7 +755,7 @@ class RestClient:
             )
         path = f"/0/private/{name}"
         json_body = name == "AddOrderBatch"
-        async with self._private_lock:
+        async with _key_lock(key):
             if self._nonce is None:
                 self._nonce = nonce_source(key)
             headers, text = sign_request(

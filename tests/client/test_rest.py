@@ -401,6 +401,26 @@ def test_invalid_key_signature_and_nonce(sandbox: RunningSandbox) -> None:
     run(main)
 
 
+def test_clients_sharing_a_key_send_their_nonces_in_order(sandbox: RunningSandbox) -> None:
+    """Several RestClients on one key (a Client's ``rest`` beside the user's own) draw from one
+    nonce counter; their private calls reach Kraken in nonce order, so none is refused."""
+
+    async def main() -> None:
+        clients = [client_for(sandbox, rate_limit=False) for _ in range(8)]
+
+        async def calls(rest: RestClient) -> None:
+            for _ in range(60):
+                await rest.balance()
+
+        try:
+            await asyncio.gather(*(calls(rest) for rest in clients))
+        finally:
+            for rest in clients:
+                await rest.close()
+
+    run(main)
+
+
 def test_permission_denied(sandbox: RunningSandbox) -> None:
     key = new_key(sandbox, ["query_funds"])
 
