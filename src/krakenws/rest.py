@@ -926,7 +926,10 @@ class RestClient:
         """``Trades``: recent public trades (``since`` is a previous ``last``)."""
         result = await self.public("Trades", pair=pair, since=since, count=count)
         key, rows, last = _one_pair("Trades", result)
-        return _convert("Trades", {"pair": key, "trades": rows, "last": str(last)}, TradesResult)
+        # Kraken sends ``last`` as a string; one sent as a number is the same id. Missing, it
+        # stays None and the conversion refuses the answer (no "None" to page on with).
+        cursor = last if last is None or isinstance(last, str) else str(last)
+        return _convert("Trades", {"pair": key, "trades": rows, "last": cursor}, TradesResult)
 
     async def spread(self, pair: str, since: int | None = None) -> SpreadResult:
         """``Spread``: recent best bid/ask pairs."""

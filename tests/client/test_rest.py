@@ -590,6 +590,20 @@ def test_a_trailing_stop_in_open_orders_keeps_its_relative_prices() -> None:
     assert found.vol == Decimal("0.5")
 
 
+def test_a_trades_answer_without_its_cursor_is_refused() -> None:
+    """``last`` is what the next page starts from: an answer without it is malformed, not a
+    cursor spelled "None"."""
+    row = ["30000.0", "0.1", 1700000000.5, "b", "l", "", 1]
+    body = json.dumps({"error": [], "result": {"XXBTZUSD": [row]}}).encode()
+
+    async def main() -> None:
+        async with fake_server(answer("200 OK", body)) as url, RestClient(url=url) as rest:
+            with pytest.raises(errors.ProtocolError, match="last"):
+                await rest.trades("XBTUSD")
+
+    run(main, limit=10)
+
+
 def test_unreachable_server_is_a_transport_error() -> None:
     import socket
 
