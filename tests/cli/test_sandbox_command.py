@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import signal
@@ -12,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from krakenws.auth import sign_request
@@ -136,6 +138,7 @@ def test_demo_key_is_made_once_per_database(tmp_path: Path) -> None:
             "unknown permissions",
         ),
         (["--api-key", "k", "--api-secret", "not base64!"], "secret"),
+        (["--port", "99999"], "not a TCP port"),
     ],
 )
 def test_bad_arguments_are_clear_errors(args: list[str], message: str) -> None:
@@ -149,6 +152,50 @@ def test_bad_arguments_are_clear_errors(args: list[str], message: str) -> None:
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    garbage = tmp_path / "notes.txt"
+    garbage.write_text("not a sandbox database\n" * 100)
+    result = subprocess.run(
+        [sys.executable, "-m", "krakenws.cli", "sandbox", "--db", str(garbage), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "cannot open the database" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_connected_client_does_not_hold_up_shutdown() -> None:
+    """SIGINT with a WebSocket client subscribed: the sandbox closes it and exits at once
+    (aiohttp waited up to 2 x 60 s for the client's handler to end)."""
+    process, info = start("--db", ":memory:")
+
+    async def subscribed_then_wait_for_close() -> int | None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(info["ws_url"]) as ws,
+        ):
+            await ws.send_json(
+                {"event": "subscribe", "pair": ["XBT/USD"], "subscription": {"name": "book"}}
+            )
+            await ws.receive(timeout=10)  # systemStatus: connected
+            process.send_signal(signal.SIGINT)
+            started = time.monotonic()
+            async for _ in ws:  # book frames until the sandbox closes the socket
+                assert time.monotonic() - started < 10, "the sandbox kept the client open"
+            return ws.close_code
+
+    try:
+        code = asyncio.run(subscribed_then_wait_for_close())
+        process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert code == 1001 and process.returncode == 0
 
 
 def test_human_start_banner(tmp_path: Path) -> None:

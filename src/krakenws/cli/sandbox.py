@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -42,7 +43,9 @@ def add_parser(subparsers: Any) -> None:
         "simulated markets and persistent accounts.",
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080, help="REST (and WebSocket) port; 0: any")
+    parser.add_argument(
+        "--port", type=_port, default=8080, help="REST (and WebSocket) port; 0: any"
+    )
     parser.add_argument("--db", default=None, help="SQLite file (default: user data dir); :memory:")
     parser.add_argument("--api-key", help="ensure an account with this API key exists")
     parser.add_argument("--api-secret", help="the key's secret (base64)")
@@ -152,6 +155,19 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"krakenws sandbox: cannot start: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    except sqlite3.DatabaseError as exc:  # e.g. --db names a file that is not a sandbox's
+        print(f"krakenws sandbox: cannot open the database {args.db}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (0 to 65535)")
+    return port
 
 
 async def _serve(

@@ -25,7 +25,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from aiohttp import web
@@ -105,6 +105,10 @@ class SandboxServer:
         self.app.router.add_post("/admin/faults/inject", self._admin(self._fault_inject))
         self.app.router.add_get("/admin/connections", self._admin_get(self._list_connections))
         self.app.cleanup_ctx.append(self._lifetime)
+        # Before aiohttp waits for open handlers to finish (60 s by default, twice): a WebSocket
+        # handler only finishes once its client is gone.
+        # (cast: aiosignal 1.4's annotations of Signal.append disagree with aiohttp 3.10's.)
+        cast(Any, self.app.on_shutdown).append(self._close_connections)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -129,6 +133,9 @@ class SandboxServer:
         self._ticker = asyncio.create_task(self._tick_forever(), name="sandbox-clock")
         if self.replay is not None:
             self._replaying = asyncio.create_task(self._replay(self.replay), name="sandbox-replay")
+
+    async def _close_connections(self, app: web.Application) -> None:
+        await self.ws.drop_connections(code=1001)
 
     async def _stop(self) -> None:
         await self.ws.drop_connections(code=1001)
