@@ -328,6 +328,27 @@ def test_ctrl_c_exits_130(running: RunningSandbox) -> None:
     assert b"Traceback" not in err
 
 
+def test_a_reader_that_goes_away_ends_the_feed_quietly(running: RunningSandbox) -> None:
+    """``krakenws book XBT/USD | head -1``: exit 0 and nothing on stderr, not an error."""
+    process = cli_process(
+        "book", "XBT/USD", "--sandbox-url", running.rest_url, "--json",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline()  # running
+    process.stdout.close()  # the reader is gone: the next write breaks the pipe
+    try:
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    err = process.stderr.read()
+    process.stderr.close()
+    assert process.returncode == 0, err
+    assert err == b""
+
+
 # --- the terminal view -------------------------------------------------------------------------
 
 

@@ -407,6 +407,9 @@ def test_bad_add_order(line: str, expected: str) -> None:
         ("cancelAllOrdersAfter timeout=1m", "timeout must be a whole number, not '1m'"),
         ("cancelAllOrdersAfter timeout=-1", "timeout must be between 0 (disable) and 86399"),
         ("cancelAllOrdersAfter timeout=86400", "timeout must be between 0 (disable) and 86399"),
+        # Unicode digits other than ASCII ones are refused here, not sent to Kraken
+        ("addOrder pair=XBT/USD type=buy ordertype=market volume=\u0661", "plain decimal"),
+        ("cancelAllOrdersAfter timeout=\u0666\u0660", "timeout must be a whole number"),
     ],
 )
 def test_bad_trading_arguments(line: str, expected: str) -> None:

@@ -12,6 +12,7 @@ Argument errors are one line, ``krakenws: error: ...``, like every other error.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -90,4 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.run(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`krakenws book XBT/USD | head -1`)
+        # Nothing more can be written; leave Python's exit flush nothing to complain about.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return status

@@ -543,6 +543,8 @@ def run_command(
                 )
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise  # the reader went away: main() ends quietly
     except CredentialsError as error:
         fail(str(error))
         return 2

@@ -483,14 +483,14 @@ def _unset_if_none(value: bool | None) -> bool | UnsetType:
 
 
 # --- value parsers -----------------------------------------------------------------------------
-
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
-_PLAIN_DECIMAL = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)")
-_PRICE = re.compile(r"(?P<sign>[+\-#]?)(?P<number>\d+(?:\.\d*)?|\.\d+)(?P<percent>%?)")
-_INTEGER = re.compile(r"[+-]?\d+")
-_LEVERAGE = re.compile(r"[1-9]\d*(?::1)?")
-_TIME = re.compile(r"\+?\d+")
+# ASCII digits only ([0-9], not \d): Kraken takes no other, so refuse them here (exit 2).
+_PLAIN_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_PRICE = re.compile(r"(?P<sign>[+\-#]?)(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?P<percent>%?)")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_LEVERAGE = re.compile(r"[1-9][0-9]*(?::1)?")
+_TIME = re.compile(r"\+?[0-9]+")
 _UUID = re.compile(
     r"(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
     r"|[0-9a-fA-F]{32})"
