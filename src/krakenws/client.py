@@ -280,14 +280,12 @@ class _Connection:
         if self._ready.is_set():
             return
         if self._gave_up is not None:
-            raise ConnectionClosedError(f"{self.endpoint} connection gave up") from self._gave_up
+            raise self._gave_up_error() from self._gave_up
         try:
             async with asyncio.timeout(timeout):
                 while not self._ready.is_set():
                     if self._gave_up is not None:
-                        raise ConnectionClosedError(
-                            f"{self.endpoint} connection gave up: {self._gave_up}"
-                        ) from self._gave_up
+                        raise self._gave_up_error() from self._gave_up
                     if self._closing:
                         raise ConnectionClosedError("the client is closed")
                     await self._next_change()
@@ -295,6 +293,14 @@ class _Connection:
             raise KrakenTimeoutError(
                 f"{self.endpoint} connection to {self.url} not ready within {timeout} s"
             ) from None
+
+    def _gave_up_error(self) -> KrakenError:
+        """What a caller of a connection that gave up gets: the caller's own mistake (a secret
+        that is not base64...) as it is, anything else as ConnectionClosedError."""
+        cause = self._gave_up
+        if isinstance(cause, UsageError):
+            return UsageError(str(cause))
+        return ConnectionClosedError(f"{self.endpoint} connection gave up: {cause}")
 
     async def _next_change(self) -> None:
         """Sleep until ready, closing or gave-up changes (shared by every waiter; a waiter that
@@ -316,7 +322,8 @@ class _Connection:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # Its failure, if any, was given to the waiters already; closing must go on.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._fail_pending("the client is closed")
 
@@ -334,7 +341,9 @@ class _Connection:
                 if not await self._backoff(attempt, failure):
                     return
                 continue
-            except ExchangeError as exc:  # e.g. a key that cannot get a token: retrying won't help
+            except (ExchangeError, UsageError) as exc:
+                # e.g. a key that cannot get a token, a secret that is not base64: retrying
+                # won't help
                 self._give_up(attempt, exc)
                 return
             self.connects += 1
@@ -551,7 +560,7 @@ class _Connection:
     async def subscribe(self, request: Subscribe, timeout: float | None) -> None:
         """Want a subscription and wait until the server confirms (or refuses) it."""
         if self._gave_up is not None:
-            raise ConnectionClosedError(f"{self.endpoint} connection gave up") from self._gave_up
+            raise self._gave_up_error() from self._gave_up
         keys = self.registry.want(request)
         with _waiting(self._sub_waiters, keys) as waiters:
             self.start()

@@ -328,6 +328,27 @@ def test_ctrl_c_exits_130(running: RunningSandbox) -> None:
     assert b"Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["balances"], ["openOrders"], ["addOrder", "pair=XBT/USD", "type=buy", "ordertype=market",
+                                    "volume=0.01"]],
+    ids=["rest", "feed", "trading"],
+)  # fmt: skip
+def test_a_secret_that_is_not_base64_is_one_line_and_exit_2(
+    running: RunningSandbox, command: list[str]
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "krakenws.cli", *command, "--sandbox-url", running.rest_url,
+         "--api-key", "foo", "--api-secret", "bar"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        "krakenws: error: API secret is not valid base64; pass the 'Private key' exactly as "
+        "Kraken showed it"
+    ]  # nothing after it: the client closed its session
+
+
 def test_a_reader_that_goes_away_ends_the_feed_quietly(running: RunningSandbox) -> None:
     """``krakenws book XBT/USD | head -1``: exit 0 and nothing on stderr, not an error."""
     process = cli_process(
