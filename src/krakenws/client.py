@@ -1596,14 +1596,17 @@ class Client:
 
         return Opening(open_book())
 
-    async def ping(self, *, endpoint: str = _PUBLIC, timeout: float | None = None) -> float:
-        """An application-level ping; returns the round trip in seconds."""
+    async def ping(
+        self, *, endpoint: str = _PUBLIC, reqid: int | None = None, timeout: float | None = None
+    ) -> float:
+        """An application-level ping (with ``reqid`` if given, else the client's next one);
+        returns the round trip in seconds."""
         wait = timeout if timeout is not None else self.request_timeout
         connection = self._connection(endpoint)
         await connection.ready(wait)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        replies = await connection.request(Ping(), wait)
+        replies = await connection.request(Ping() if reqid is None else Ping(reqid=reqid), wait)
         reply = replies[-1]
         if isinstance(reply, ErrorEvent):
             raise error_from_kraken(reply.error_message)

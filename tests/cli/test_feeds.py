@@ -263,6 +263,12 @@ def test_sandbox_url_from_the_environment_and_raw_frames(
     assert frames[2][1].keys() == {"as", "bs"}  # the snapshot, as Kraken sent it
 
 
+def test_ping_sends_the_reqid_it_was_given(running: RunningSandbox, capsys: Any) -> None:
+    run = krakenws(capsys, "ping", "reqid=5", "--sandbox-url", running.rest_url, "--raw")
+    assert run.status == 0
+    assert {"event": "pong", "reqid": 5} in run.lines  # the server's answer, not ours
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 

@@ -433,7 +433,7 @@ async def open_feed(client: Client, command: FeedCommand, output: Output) -> lis
     """Subscribe what ``command`` needs; the producers that show it (none for one-shot calls,
     which are done and shown here)."""
     if isinstance(command, PingCommand):
-        seconds = await client.ping()
+        seconds = await client.ping(reqid=command.reqid)  # the reqid shown is the one sent
         from krakenws.protocol.messages import Pong
 
         output.message(Pong() if command.reqid is None else Pong(reqid=command.reqid))
