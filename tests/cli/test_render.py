@@ -403,6 +403,19 @@ def test_ticker_table_one_row_per_pair_updated_in_place() -> None:
     assert last.b[0] in row and last.a[0] in row and last.c[0] in row
 
 
+def test_a_narrow_terminal_folds_numbers_but_never_cuts_them() -> None:
+    """At 80 columns the ticker table is too wide: a price may wrap onto a second line, but no
+    digit is replaced by an ellipsis."""
+    state = ScreenState()
+    state.apply(decode_server(TICKER))
+    narrow = text_of(render_tickers(state.tickers), width=80)
+    assert "…" not in narrow
+    wide = text_of(render_tickers(state.tickers), width=250)
+    assert sorted(ch for ch in narrow if ch.isdigit()) == sorted(
+        ch for ch in wide if ch.isdigit()
+    )  # every digit still there (a folded cell reads down its lines)
+
+
 def test_ticker_change_over_24h() -> None:
     state = ScreenState()
     state.apply(decode_server(TICKER))

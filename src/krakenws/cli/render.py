@@ -558,9 +558,9 @@ def render_book(view: BookView, *, rows: int = 10) -> Table:
         caption_justify="left",
         min_width=36,
     )
-    table.add_column("Price", justify="right")
-    table.add_column("Volume", justify="right")
-    table.add_column("Total", justify="right")
+    table.add_column("Price", justify="right", overflow="fold")
+    table.add_column("Volume", justify="right", overflow="fold")
+    table.add_column("Total", justify="right", overflow="fold")
     asks = list(book.iter_wire_asks())[:rows]
     bids = list(book.iter_wire_bids())[:rows]
     ask_rows: list[tuple[str, str, str]] = []
@@ -607,9 +607,9 @@ def render_tickers(tickers: Mapping[str, Ticker]) -> Table:
     """One row per pair: bid, ask, last, change over 24 h, 24 h volume, VWAP, low, high."""
     table = Table(title="Ticker")
     for name in ("Pair", "Bid", "Ask", "Last", "24h", "Volume 24h", "VWAP 24h"):
-        table.add_column(name, justify="left" if name == "Pair" else "right")
+        table.add_column(name, justify="left" if name == "Pair" else "right", overflow="fold")
     for name in ("Low 24h", "High 24h", "Trades 24h"):
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", overflow="fold")
     for pair, ticker in tickers.items():
         table.add_row(
             pair,
@@ -629,12 +629,12 @@ def render_tickers(tickers: Mapping[str, Ticker]) -> Table:
 def render_trades(trades: Iterable[tuple[str, TradeEntry]]) -> Table:
     """The tape, newest first; buys green, sells red."""
     table = Table(title="Trades")
-    table.add_column("Time (UTC)")
-    table.add_column("Pair")
-    table.add_column("Side")
-    table.add_column("Price", justify="right")
-    table.add_column("Volume", justify="right")
-    table.add_column("Type")
+    table.add_column("Time (UTC)", overflow="fold")
+    table.add_column("Pair", overflow="fold")
+    table.add_column("Side", overflow="fold")
+    table.add_column("Price", justify="right", overflow="fold")
+    table.add_column("Volume", justify="right", overflow="fold")
+    table.add_column("Type", overflow="fold")
     for pair, entry in trades:
         side = _SIDES.get(entry.side, entry.side)
         style = "green" if side == "buy" else "red" if side == "sell" else ""
@@ -652,10 +652,10 @@ def render_trades(trades: Iterable[tuple[str, TradeEntry]]) -> Table:
 def render_spreads(spreads: Mapping[str, Spread]) -> Table:
     """One row per pair: best bid and ask with their volumes, and the spread."""
     table = Table(title="Spread")
-    table.add_column("Pair")
+    table.add_column("Pair", overflow="fold")
     for name in ("Bid", "Ask", "Spread", "Bid volume", "Ask volume"):
-        table.add_column(name, justify="right")
-    table.add_column("Time (UTC)")
+        table.add_column(name, justify="right", overflow="fold")
+    table.add_column("Time (UTC)", overflow="fold")
     for pair, spread in spreads.items():
         bid, ask = _number(spread.bid), _number(spread.ask)
         difference = f"{ask - bid:f}" if bid is not None and ask is not None else ""
@@ -674,11 +674,11 @@ def render_spreads(spreads: Mapping[str, Spread]) -> Table:
 def render_ohlc(candles: Mapping[tuple[str, int], Ohlc]) -> Table:
     """One row per pair and interval: the running candle."""
     table = Table(title="OHLC")
-    table.add_column("Pair")
-    table.add_column("Interval", justify="right")
+    table.add_column("Pair", overflow="fold")
+    table.add_column("Interval", justify="right", overflow="fold")
     for name in ("Open", "High", "Low", "Close", "VWAP", "Volume", "Count"):
-        table.add_column(name, justify="right")
-    table.add_column("Ends (UTC)")
+        table.add_column(name, justify="right", overflow="fold")
+    table.add_column("Ends (UTC)", overflow="fold")
     for (pair, interval), candle in candles.items():
         table.add_row(
             pair,
@@ -707,16 +707,16 @@ _STATUS_STYLES = {
 def render_orders(orders: Mapping[str, Mapping[str, Any]], *, rows: int = 20) -> Table:
     """Open orders as last known (updates merged), most recently changed first."""
     table = Table(title="Orders")
-    table.add_column("Order")
-    table.add_column("Status")
-    table.add_column("Pair")
-    table.add_column("Side")
-    table.add_column("Type")
-    table.add_column("Price", justify="right")
-    table.add_column("Volume", justify="right")
-    table.add_column("Executed", justify="right")
-    table.add_column("Avg price", justify="right")
-    table.add_column("Note")
+    table.add_column("Order", overflow="fold")
+    table.add_column("Status", overflow="fold")
+    table.add_column("Pair", overflow="fold")
+    table.add_column("Side", overflow="fold")
+    table.add_column("Type", overflow="fold")
+    table.add_column("Price", justify="right", overflow="fold")
+    table.add_column("Volume", justify="right", overflow="fold")
+    table.add_column("Executed", justify="right", overflow="fold")
+    table.add_column("Avg price", justify="right", overflow="fold")
+    table.add_column("Note", overflow="fold")
     for txid, order in list(reversed(list(orders.items())))[:rows]:
         descr = order.get("descr") or {}
         status = str(order.get("status", ""))
@@ -742,13 +742,13 @@ def render_orders(orders: Mapping[str, Mapping[str, Any]], *, rows: int = 20) ->
 def render_own_trades(trades: Iterable[tuple[str, OwnTrade]]) -> Table:
     """The account's fills, newest first."""
     table = Table(title="Own trades")
-    table.add_column("Time (UTC)")
-    table.add_column("Trade")
-    table.add_column("Order")
-    table.add_column("Pair")
-    table.add_column("Side")
+    table.add_column("Time (UTC)", overflow="fold")
+    table.add_column("Trade", overflow="fold")
+    table.add_column("Order", overflow="fold")
+    table.add_column("Pair", overflow="fold")
+    table.add_column("Side", overflow="fold")
     for name in ("Price", "Volume", "Cost", "Fee"):
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", overflow="fold")
     for trade_id, trade in trades:
         table.add_row(
             _clock(trade.time),
@@ -767,8 +767,8 @@ def render_own_trades(trades: Iterable[tuple[str, OwnTrade]]) -> Table:
 def render_balances(balances: Mapping[str, str]) -> Table:
     """Asset and balance, in the order given."""
     table = Table(title="Balances")
-    table.add_column("Asset")
-    table.add_column("Balance", justify="right")
+    table.add_column("Asset", overflow="fold")
+    table.add_column("Balance", justify="right", overflow="fold")
     for asset, balance in balances.items():
         table.add_row(asset, balance)
     return table
