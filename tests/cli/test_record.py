@@ -60,6 +60,18 @@ def test_record_refuses_trading_calls(capsys: pytest.CaptureFixture[str]) -> Non
     assert not Path("x.jsonl").exists()
 
 
+def test_record_checks_the_credentials_of_every_feed_first(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A private feed after a public one: its missing key is the error, before any connection
+    (the server here does not exist), and no empty capture is left behind."""
+    argv = ["record", "-o", "x.jsonl", "book", "XBT/USD", "+", "openOrders"]
+    assert main([*argv, "--sandbox-url", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("krakenws: error: openOrders needs an API key and secret"), err
+    assert "recorded" not in err and not Path("x.jsonl").exists()
+
+
 def test_demo_json(capsys: pytest.CaptureFixture[str]) -> None:
     run = krakenws(capsys, "demo", "--duration", "3", "--json")
     assert run.status == 0, run.err

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -118,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
         fail(f"cannot write {path}: {error.strerror or error}")
         return 2
     writer = CaptureWriter(stream)
+    # The feed needing the most credentials goes first: its needs are checked before anything
+    # is opened (a missing key is one clear error, whichever feed named it).
+    commands.sort(key=lambda feed: (not feed.needs_api_key, not feed.needs_token))
     command, *more = commands
     private = any(command.needs_token for command in commands)
 
@@ -125,8 +128,14 @@ def run(args: argparse.Namespace) -> int:
         producers: list[Awaitable[None]] = [follow_frames(client.frames("public"), output)]
         if private:
             producers.append(follow_frames(client.frames("private"), output))
-        for other in more:
-            producers += await open_feed(client, other, output)
+        try:
+            for other in more:
+                producers += await open_feed(client, other, output)
+        except BaseException:
+            for producer in producers:
+                if isinstance(producer, Coroutine):
+                    producer.close()  # never started: no "coroutine was never awaited"
+            raise
         return producers
 
     try:
@@ -135,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
         if stream is not sys.stdout:
             stream.close()
     if path != "-":
-        print(f"krakenws: recorded {writer.frames} frames to {path}", file=sys.stderr)
         if status != 0 and writer.frames == 0:
-            Path(path).unlink(missing_ok=True)
+            Path(path).unlink(missing_ok=True)  # nothing was recorded: no empty capture left
+        else:
+            print(f"krakenws: recorded {writer.frames} frames to {path}", file=sys.stderr)
     return status
