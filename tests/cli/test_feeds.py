@@ -355,6 +355,36 @@ def test_a_secret_that_is_not_base64_is_one_line_and_exit_2(
     ]  # nothing after it: the client closed its session
 
 
+def test_a_lost_connection_is_said_on_stderr_while_stdout_stays_json() -> None:
+    """Piped, the data just stops when the server goes: stderr says why and that the client is
+    reconnecting (it said nothing without --verbose)."""
+    from tests.cli.test_sandbox_command import start
+
+    sandbox, info = start("--db", ":memory:")
+    try:
+        process = cli_process(
+            "ticker", "XBT/USD", "--sandbox-url", info["rest_url"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        assert process.stdout is not None
+        json.loads(process.stdout.readline())  # running
+        sandbox.kill()
+        sandbox.communicate(timeout=30)
+        time.sleep(2)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        for child in (sandbox, process):
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+    assert process.returncode == 130
+    assert b"krakenws: public connection lost" in err, err
+    assert b"reconnecting" in err and b"Traceback" not in err
+    for line in out.splitlines():
+        json.loads(line)
+
+
 def test_a_reader_that_goes_away_ends_the_feed_quietly(running: RunningSandbox) -> None:
     """``krakenws book XBT/USD | head -1``: exit 0 and nothing on stderr, not an error."""
     process = cli_process(

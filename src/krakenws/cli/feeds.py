@@ -332,8 +332,38 @@ class Output:
             self.renderer.state.note(text, style)
             self.renderer.refresh()
 
+    def alert(self, text: str) -> None:
+        """Something the reader must know (the data stopped): a status line in the terminal
+        view, a line on stderr otherwise (stdout stays JSON Lines)."""
+        if isinstance(self.renderer, TerminalRenderer):
+            self.note(text, "yellow")
+        else:
+            print(f"krakenws: {text}", file=sys.stderr, flush=True)
+
 
 # --- producers: each follows one source until cancelled ----------------------------------------
+
+
+async def report_connection(events: Stream[ClientEvent], output: Output) -> None:
+    """Connection trouble after startup, one line each: a lost connection, the reconnect
+    attempts (1, 2, 4, 8...: an outage does not flood the screen), the way back, giving up."""
+    from krakenws.events import Connected, Disconnected, GaveUp, Reconnecting
+
+    down: set[str] = set()
+    async for event in events:
+        if isinstance(event, Disconnected):
+            down.add(event.endpoint)
+            output.alert(f"{event.endpoint} connection lost ({event.cause}); reconnecting")
+        elif isinstance(event, Reconnecting) and event.attempt & (event.attempt - 1) == 0:
+            output.alert(
+                f"{event.endpoint} connection: attempt {event.attempt + 1} in "
+                f"{event.delay:.1f} s ({event.cause})"
+            )
+        elif isinstance(event, Connected) and event.endpoint in down:
+            down.discard(event.endpoint)
+            output.alert(f"{event.endpoint} connection is back")
+        elif isinstance(event, GaveUp):
+            output.alert(f"{event.endpoint} connection gave up after {event.attempts} attempts")
 
 
 async def follow_stream(stream: Stream[Any], output: Output) -> None:
@@ -585,7 +615,8 @@ async def _main(
             _discard(side)
             raise
         if producers:
-            await drive([*side, *producers], output, args.duration)
+            watch = report_connection(client.events(), output)
+            await drive([*side, *producers, watch], output, args.duration)
         elif count_frames:
             # a one-shot call: let the last frames of its reply reach the frame streams
             await drive([*side, asyncio.sleep(0.2)], output, None)
