@@ -708,15 +708,17 @@ def render_orders(orders: Mapping[str, Mapping[str, Any]], *, rows: int = 20) ->
     """Open orders as last known (updates merged), most recently changed first."""
     table = Table(title="Orders")
     table.add_column("Order", overflow="fold")
-    table.add_column("Status", overflow="fold")
-    table.add_column("Pair", overflow="fold")
-    table.add_column("Side", overflow="fold")
-    table.add_column("Type", overflow="fold")
+    # Short words stay whole (no_wrap); ids and numbers fold over lines when the terminal is
+    # narrow, never losing a character.
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Pair", no_wrap=True)
+    table.add_column("Side", no_wrap=True)
+    table.add_column("Type", no_wrap=True)
     table.add_column("Price", justify="right", overflow="fold")
     table.add_column("Volume", justify="right", overflow="fold")
     table.add_column("Executed", justify="right", overflow="fold")
     table.add_column("Avg price", justify="right", overflow="fold")
-    table.add_column("Note", overflow="fold")
+    table.add_column("Note")
     for txid, order in list(reversed(list(orders.items())))[:rows]:
         descr = order.get("descr") or {}
         status = str(order.get("status", ""))
