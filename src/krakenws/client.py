@@ -1856,16 +1856,14 @@ class Client:
     def _order_charges(
         self, kind: OrderCostKind, txids: Iterable[str]
     ) -> list[tuple[str, Decimal]]:
-        """Mirror charges of amending, editing or cancelling orders, summed per pair."""
-        mirror = self.rest.trading_mirror
-        now = _micros()
-        totals: dict[str, Decimal] = {}
-        for txid in txids:
+        """Mirror charges of amending, editing or cancelling orders, summed per pair (an order
+        the mirror does not track is charged on the pair the order feeds gave it)."""
+
+        def pair_of(txid: str) -> str | None:
             state = self.orders.get(txid)
-            key = mirror.order_pair(txid) or self._rate_key(None if state is None else state.pair)
-            if key is not None:
-                totals[key] = totals.get(key, Decimal(0)) + mirror.order_cost(kind, txid, now)
-        return list(totals.items())
+            return self._rate_key(None if state is None else state.pair)
+
+        return self.rest.trading_mirror.order_charges(kind, txids, _micros(), pair_of=pair_of)
 
     async def _trade_replies(
         self,

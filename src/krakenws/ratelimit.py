@@ -469,6 +469,33 @@ class TradingRateMirror:
         known = self._orders.get(txid)
         return None if known is None else Decimal(max(now - known[1], 0)) / _MICROS
 
+    def order_charges(
+        self,
+        kind: OrderCostKind,
+        txids: Iterable[str],
+        now: int,
+        *,
+        pair_of: Callable[[str], str | None] | None = None,
+    ) -> list[tuple[str, Decimal]]:
+        """The (pair, cost) charges of amending, editing or cancelling ``txids`` at ``now``,
+        summed per pair. An order's pair is the one it was tracked with, else ``pair_of(txid)``;
+        an order with neither is not charged.
+
+        >>> mirror = TradingRateMirror("starter")
+        >>> mirror.track_order("OA", "XXBTZUSD", 0)
+        >>> mirror.track_order("OB", "XXBTZUSD", 0)
+        >>> mirror.order_charges("cancel", ["OA", "OB", "OC"], 0)
+        [('XXBTZUSD', Decimal('16'))]
+        """
+        totals: dict[str, Decimal] = {}
+        for txid in txids:
+            pair = self.order_pair(txid)
+            if pair is None and pair_of is not None:
+                pair = pair_of(txid)
+            if pair is not None:
+                totals[pair] = totals.get(pair, _ZERO) + self.order_cost(kind, txid, now)
+        return list(totals.items())
+
     def order_cost(self, kind: OrderCostKind, txid: str, now: int) -> Decimal:
         """The cost of an amend, edit or cancel of ``txid`` at ``now``.
 

@@ -1096,15 +1096,10 @@ class RestClient:
         named = mirror.orders_named(
             [] if txid is None else [txid], [] if cl_ord_id is None else [cl_ord_id]
         )
-        now = self._clock()
-        totals: dict[str, Decimal] = {}
-        for order in named:
-            key = mirror.order_pair(order)
-            if key is not None:
-                totals[key] = totals.get(key, _ZERO) + mirror.order_cost("cancel", order, now)
+        charges = mirror.order_charges("cancel", named, self._clock())
         result = _convert(
             "CancelOrder",
-            await self._trading("CancelOrder", body, list(totals.items()), cancel=True),
+            await self._trading("CancelOrder", body, charges, cancel=True),
             CancelOrderResult,
         )
         for order in named:
