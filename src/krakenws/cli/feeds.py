@@ -609,10 +609,10 @@ async def _main(
             async with asyncio.timeout(args.timeout * 2):
                 producers = await open_feed(client, command, output)
         except (TimeoutError, KrakenTimeoutError, ConnectionClosedError) as error:
-            _discard(side)
+            discard(side)
             raise await _unreachable(events, error) from None
         except BaseException:
-            _discard(side)
+            discard(side)
             raise
         if producers:
             watch = report_connection(client.events(), output)
@@ -621,12 +621,13 @@ async def _main(
             # a one-shot call: let the last frames of its reply reach the frame streams
             await drive([*side, asyncio.sleep(0.2)], output, None)
         else:
-            _discard(side)
+            discard(side)
         events.close()
     return 0
 
 
-def _discard(coroutines: list[Awaitable[None]]) -> None:
+def discard(coroutines: list[Awaitable[None]]) -> None:
+    """Close producers that were never started (no "coroutine was never awaited")."""
     for coroutine in coroutines:
         if asyncio.iscoroutine(coroutine):
             coroutine.close()

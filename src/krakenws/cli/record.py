@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from krakenws.cli.feeds import (
     Output,
     add_common_arguments,
+    discard,
     fail,
     follow_frames,
     open_feed,
@@ -132,9 +133,7 @@ def run(args: argparse.Namespace) -> int:
             for other in more:
                 producers += await open_feed(client, other, output)
         except BaseException:
-            for producer in producers:
-                if isinstance(producer, Coroutine):
-                    producer.close()  # never started: no "coroutine was never awaited"
+            discard(producers)
             raise
         return producers
 

@@ -483,6 +483,7 @@ def _unset_if_none(value: bool | None) -> bool | UnsetType:
 
 
 # --- value parsers -----------------------------------------------------------------------------
+
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 # ASCII digits only ([0-9], not \d): Kraken takes no other, so refuse them here (exit 2).
