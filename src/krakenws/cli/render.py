@@ -548,6 +548,13 @@ def _number(text: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
+def _column(table: Table, header: str, **options: Any) -> None:
+    """Add a column that folds a cell too long for it over lines (``overflow="fold"``): a price,
+    volume or id is never cut short with an ellipsis in a narrow terminal."""
+    options.setdefault("overflow", "fold")
+    table.add_column(header, **options)
+
+
 def render_book(view: BookView, *, rows: int = 10) -> Table:
     """The ladder: ``rows`` asks (best at the bottom) above ``rows`` bids, with cumulative
     volume, the spread and mid in between, and the checksum status as caption."""
@@ -558,9 +565,9 @@ def render_book(view: BookView, *, rows: int = 10) -> Table:
         caption_justify="left",
         min_width=36,
     )
-    table.add_column("Price", justify="right", overflow="fold")
-    table.add_column("Volume", justify="right", overflow="fold")
-    table.add_column("Total", justify="right", overflow="fold")
+    _column(table, "Price", justify="right")
+    _column(table, "Volume", justify="right")
+    _column(table, "Total", justify="right")
     asks = list(book.iter_wire_asks())[:rows]
     bids = list(book.iter_wire_bids())[:rows]
     ask_rows: list[tuple[str, str, str]] = []
@@ -607,9 +614,9 @@ def render_tickers(tickers: Mapping[str, Ticker]) -> Table:
     """One row per pair: bid, ask, last, change over 24 h, 24 h volume, VWAP, low, high."""
     table = Table(title="Ticker")
     for name in ("Pair", "Bid", "Ask", "Last", "24h", "Volume 24h", "VWAP 24h"):
-        table.add_column(name, justify="left" if name == "Pair" else "right", overflow="fold")
+        _column(table, name, justify="left" if name == "Pair" else "right")
     for name in ("Low 24h", "High 24h", "Trades 24h"):
-        table.add_column(name, justify="right", overflow="fold")
+        _column(table, name, justify="right")
     for pair, ticker in tickers.items():
         table.add_row(
             pair,
@@ -629,12 +636,12 @@ def render_tickers(tickers: Mapping[str, Ticker]) -> Table:
 def render_trades(trades: Iterable[tuple[str, TradeEntry]]) -> Table:
     """The tape, newest first; buys green, sells red."""
     table = Table(title="Trades")
-    table.add_column("Time (UTC)", overflow="fold")
-    table.add_column("Pair", overflow="fold")
-    table.add_column("Side", overflow="fold")
-    table.add_column("Price", justify="right", overflow="fold")
-    table.add_column("Volume", justify="right", overflow="fold")
-    table.add_column("Type", overflow="fold")
+    _column(table, "Time (UTC)")
+    _column(table, "Pair")
+    _column(table, "Side")
+    _column(table, "Price", justify="right")
+    _column(table, "Volume", justify="right")
+    _column(table, "Type")
     for pair, entry in trades:
         side = _SIDES.get(entry.side, entry.side)
         style = "green" if side == "buy" else "red" if side == "sell" else ""
@@ -652,10 +659,10 @@ def render_trades(trades: Iterable[tuple[str, TradeEntry]]) -> Table:
 def render_spreads(spreads: Mapping[str, Spread]) -> Table:
     """One row per pair: best bid and ask with their volumes, and the spread."""
     table = Table(title="Spread")
-    table.add_column("Pair", overflow="fold")
+    _column(table, "Pair")
     for name in ("Bid", "Ask", "Spread", "Bid volume", "Ask volume"):
-        table.add_column(name, justify="right", overflow="fold")
-    table.add_column("Time (UTC)", overflow="fold")
+        _column(table, name, justify="right")
+    _column(table, "Time (UTC)")
     for pair, spread in spreads.items():
         bid, ask = _number(spread.bid), _number(spread.ask)
         difference = f"{ask - bid:f}" if bid is not None and ask is not None else ""
@@ -674,11 +681,11 @@ def render_spreads(spreads: Mapping[str, Spread]) -> Table:
 def render_ohlc(candles: Mapping[tuple[str, int], Ohlc]) -> Table:
     """One row per pair and interval: the running candle."""
     table = Table(title="OHLC")
-    table.add_column("Pair", overflow="fold")
-    table.add_column("Interval", justify="right", overflow="fold")
+    _column(table, "Pair")
+    _column(table, "Interval", justify="right")
     for name in ("Open", "High", "Low", "Close", "VWAP", "Volume", "Count"):
-        table.add_column(name, justify="right", overflow="fold")
-    table.add_column("Ends (UTC)", overflow="fold")
+        _column(table, name, justify="right")
+    _column(table, "Ends (UTC)")
     for (pair, interval), candle in candles.items():
         table.add_row(
             pair,
@@ -707,17 +714,17 @@ _STATUS_STYLES = {
 def render_orders(orders: Mapping[str, Mapping[str, Any]], *, rows: int = 20) -> Table:
     """Open orders as last known (updates merged), most recently changed first."""
     table = Table(title="Orders")
-    table.add_column("Order", overflow="fold")
+    _column(table, "Order")
     # Short words stay whole (no_wrap); ids and numbers fold over lines when the terminal is
     # narrow, never losing a character.
     table.add_column("Status", no_wrap=True)
     table.add_column("Pair", no_wrap=True)
     table.add_column("Side", no_wrap=True)
     table.add_column("Type", no_wrap=True)
-    table.add_column("Price", justify="right", overflow="fold")
-    table.add_column("Volume", justify="right", overflow="fold")
-    table.add_column("Executed", justify="right", overflow="fold")
-    table.add_column("Avg price", justify="right", overflow="fold")
+    _column(table, "Price", justify="right")
+    _column(table, "Volume", justify="right")
+    _column(table, "Executed", justify="right")
+    _column(table, "Avg price", justify="right")
     table.add_column("Note")
     for txid, order in list(reversed(list(orders.items())))[:rows]:
         descr = order.get("descr") or {}
@@ -744,13 +751,13 @@ def render_orders(orders: Mapping[str, Mapping[str, Any]], *, rows: int = 20) ->
 def render_own_trades(trades: Iterable[tuple[str, OwnTrade]]) -> Table:
     """The account's fills, newest first."""
     table = Table(title="Own trades")
-    table.add_column("Time (UTC)", overflow="fold")
-    table.add_column("Trade", overflow="fold")
-    table.add_column("Order", overflow="fold")
-    table.add_column("Pair", overflow="fold")
-    table.add_column("Side", overflow="fold")
+    _column(table, "Time (UTC)")
+    _column(table, "Trade")
+    _column(table, "Order")
+    _column(table, "Pair")
+    _column(table, "Side")
     for name in ("Price", "Volume", "Cost", "Fee"):
-        table.add_column(name, justify="right", overflow="fold")
+        _column(table, name, justify="right")
     for trade_id, trade in trades:
         table.add_row(
             _clock(trade.time),
@@ -769,8 +776,8 @@ def render_own_trades(trades: Iterable[tuple[str, OwnTrade]]) -> Table:
 def render_balances(balances: Mapping[str, str]) -> Table:
     """Asset and balance, in the order given."""
     table = Table(title="Balances")
-    table.add_column("Asset", overflow="fold")
-    table.add_column("Balance", justify="right", overflow="fold")
+    _column(table, "Asset")
+    _column(table, "Balance", justify="right")
     for asset, balance in balances.items():
         table.add_row(asset, balance)
     return table
