@@ -689,9 +689,9 @@ class WsApi:
         """The legacy form (spec 2.2): ``{"event": "unsubscribe", "channelID": 100}``."""
         for key in connection.subscriptions:
             if type(channel_id) is int and self._channel_ids.get(key) == channel_id:
-                name, _, variant = key[0].partition("-")
+                name, _, variant = key[0].partition("-")  # "book-25" -> book, depth 25
                 option = {"book": "depth", "ohlc": "interval"}.get(name)
-                shown = {"name": name, option: int(variant)} if option else {"name": name}
+                _, shown = self._channel(name, {option: int(variant)} if option else {})
                 self._unsubscribed(connection, key, echo, shown)
                 return
         self._error(
